@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what kumo needs to build, test and benchmark, from Debian's
+# packages, only when something is missing. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+	gcc make meson ninja-build pkg-config libc6-dev linux-libc-dev
+	libcmocka-dev                   # unit tests
+	clang libclang-rt-14-dev        # libFuzzer targets
+	cpio kmod gzip                  # guest image (guest/build.sh)
+	qemu-system-x86 qemu-utils      # benchmarks and test oracles
+	e2fsprogs procps util-linux     # tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has no package lists yet; an old list may lack a package.
+if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,179 @@
+/* `kumo run` / `kumo-vmm`: one VM in the foreground, its serial console on
+ * the terminal. */
+#include "kumo/cli.h"
+#include "kumo/log.h"
+#include "kumo/machine.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_GUEST_DIR "/var/cache/kumo/guest"
+#define DEFAULT_CMDLINE   "console=ttyS0 panic=-1"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kumo run [options]\n"
+		"\n"
+		"Boots a virtual machine with its serial console on this terminal.\n"
+		"With no --kernel, boots the default guest built by guest/build.sh\n"
+		"(in $KUMO_GUEST_DIR, default " DEFAULT_GUEST_DIR ").\n"
+		"\n"
+		"options:\n"
+		"  --kernel FILE        bzImage, or ELF64 (PVH note or vmlinux)\n"
+		"  --initrd FILE        initial ramdisk\n"
+		"  --cmdline TEXT       kernel command line (default \"" DEFAULT_CMDLINE "\")\n"
+		"  --cpus N             vCPUs, 1-%d (default 1)\n"
+		"  --memory SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
+		"  --accel auto|kvm|emu execution engine (default auto)\n"
+		"  --console-log FILE   also append the guest's console output to FILE\n"
+		"  -q, --quiet          no engine line on start\n"
+		"  -v, --verbose        more messages (twice: debug)\n"
+		"  -h, --help           this help\n"
+		"\n"
+		"console: C-a x quits, C-a h helps, C-a C-a sends C-a.\n"
+		"exit status: 0 guest powered off, 1 kumo failed, 2 bad usage,\n"
+		"3 guest reset, 64+N guest wrote N to the test-exit port, 130 quit.\n",
+		MACHINE_MAX_VCPUS);
+}
+
+enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_ACCEL, OPT_LOG };
+
+static const struct option options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "accel", required_argument, NULL, OPT_ACCEL },
+	{ "console-log", required_argument, NULL, OPT_LOG },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+struct run_args {
+	struct machine_config cfg;
+	enum accel_kind accel;
+	bool quiet;
+	char *default_kernel, *default_initrd;
+};
+
+static int bad(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "kumo run: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see kumo run --help)\n");
+	return EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv, struct run_args *a)
+{
+	uint64_t v;
+	int c, verbose = 0;
+
+	a->cfg.mem_size = 512 * MiB;
+	a->cfg.ncpus = 1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qvh", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_KERNEL: a->cfg.kernel = optarg; break;
+		case OPT_INITRD: a->cfg.initrd = optarg; break;
+		case OPT_CMDLINE: a->cfg.cmdline = optarg; break;
+		case OPT_LOG: a->cfg.console_log = optarg; break;
+		case OPT_CPUS:
+			if (parse_uint(optarg, 1, MACHINE_MAX_VCPUS, &v))
+				return bad("--cpus must be a number from 1 to 64, not '%s'", optarg);
+			a->cfg.ncpus = v;
+			break;
+		case OPT_MEMORY:
+			if (parse_size(optarg, &v) || v % (4 * KiB))
+				return bad("--memory must be a size like 512M or 2G, not '%s'", optarg);
+			if (v < GUEST_MEM_MIN || v > GUEST_MEM_MAX)
+				return bad("--memory must be between 8M and 1T, not '%s'", optarg);
+			a->cfg.mem_size = v;
+			break;
+		case OPT_ACCEL:
+			if (accel_parse(optarg, &a->accel))
+				return bad("--accel must be auto, kvm or emu, not '%s'", optarg);
+			break;
+		case 'q': a->quiet = true; break;
+		case 'v': verbose++; break;
+		case 'h': usage(stdout); exit(0);
+		default: return bad("%s", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return bad("unexpected argument '%s'", argv[optind]);
+	log_set_level(verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN);
+	return 0;
+}
+
+/* No --kernel: the default guest image. */
+static int default_guest(struct run_args *a)
+{
+	const char *dir = getenv("KUMO_GUEST_DIR");
+
+	if (a->cfg.kernel)
+		return 0;
+	if (!dir || !*dir)
+		dir = DEFAULT_GUEST_DIR;
+	if (asprintf(&a->default_kernel, "%s/vmlinuz", dir) < 0 ||
+	    asprintf(&a->default_initrd, "%s/initrd.img", dir) < 0)
+		return -ENOMEM;
+	if (access(a->default_kernel, R_OK)) {
+		fprintf(stderr, "kumo run: no guest image in %s: build it with 'make guest' "
+			"(guest/build.sh) or pass --kernel\n", dir);
+		return -ENOENT;
+	}
+	a->cfg.kernel = a->default_kernel;
+	if (!a->cfg.initrd && !access(a->default_initrd, R_OK))
+		a->cfg.initrd = a->default_initrd;
+	if (!a->cfg.cmdline)
+		a->cfg.cmdline = DEFAULT_CMDLINE;
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_args a = { 0 };
+	struct accel_choice choice;
+	struct machine m;
+	const char *why = NULL;
+	int err, status;
+
+	if ((status = parse_args(argc, argv, &a)))
+		return status;
+	if (default_guest(&a)) {
+		status = EXIT_FAILURE_KUMO;
+		goto out;
+	}
+	if (accel_select(a.accel, &choice, &why)) {
+		fprintf(stderr, "kumo run: %s\n", why);
+		status = EXIT_FAILURE_KUMO;
+		goto out;
+	}
+	a.cfg.accel_ops = choice.ops;
+	if (!a.quiet)
+		fprintf(stderr, "kumo: %s engine (%s), %u vCPU%s, %llu MiB\n", choice.ops->name,
+			choice.why, a.cfg.ncpus, a.cfg.ncpus > 1 ? "s" : "",
+			(unsigned long long)(a.cfg.mem_size / MiB));
+	err = machine_create(&m, &a.cfg, &why);
+	if (err) {
+		fprintf(stderr, "kumo run: %s: %s\n", why, strerror(-err));
+		machine_destroy(&m);
+		status = EXIT_FAILURE_KUMO;
+		goto out;
+	}
+	status = machine_run(&m);
+	machine_destroy(&m);
+out:
+	free(a.default_kernel);
+	free(a.default_initrd);
+	return status;
+}

@@ -1,0 +1,220 @@
+#include "kumo/console.h"
+#include "kumo/devices.h"
+#include "kumo/evloop.h"
+#include "kumo/log.h"
+#include "kumo/machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define ESCAPE_CHAR 0x01 /* Ctrl-A */
+
+struct console {
+	struct machine *m;
+	struct serial *serial;
+	struct evloop *loop;
+	int in_fd, out_fd, log_fd;
+	int room_efd;         /* the UART has room again */
+	bool raw, escape, paused, out_broken;
+	struct termios saved;
+};
+
+/* The terminal must come back even when kumo leaves through exit(). */
+static struct console *raw_console;
+
+static void restore_terminal(void)
+{
+	if (raw_console && raw_console->raw) {
+		tcsetattr(raw_console->in_fd, TCSAFLUSH, &raw_console->saved);
+		raw_console->raw = false;
+		log_set_raw_terminal(0);
+	}
+}
+
+static void write_all(int fd, const uint8_t *buf, size_t len, bool *broken)
+{
+	while (len && !*broken) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*broken = true; /* a closed pipe: keep the guest running */
+			return;
+		}
+		buf += n;
+		len -= n;
+	}
+}
+
+static void console_tx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct console *c = opaque;
+	bool log_broken = false;
+
+	write_all(c->out_fd, buf, len, &c->out_broken);
+	if (c->log_fd >= 0)
+		write_all(c->log_fd, buf, len, &log_broken);
+}
+
+static void console_rx_room(void *opaque)
+{
+	struct console *c = opaque;
+	uint64_t one = 1;
+
+	if (write(c->room_efd, &one, sizeof(one)) < 0)
+		log_debug("console: eventfd write failed");
+}
+
+void console_backend(struct console *c, struct serial_backend *be)
+{
+	be->tx = console_tx;
+	be->rx_room = console_rx_room;
+	be->opaque = c;
+}
+
+static void help(void)
+{
+	static const char text[] =
+		"\r\nC-a h    print this help\r\n"
+		"C-a x    quit kumo (the guest is stopped)\r\n"
+		"C-a C-a  send C-a to the guest\r\n";
+	if (write(STDERR_FILENO, text, sizeof(text) - 1) < 0)
+		return;
+}
+
+static void set_paused(struct console *c, bool paused)
+{
+	if (c->paused == paused)
+		return;
+	c->paused = paused;
+	if (evloop_mod(c->loop, c->in_fd, paused ? 0 : EPOLLIN))
+		log_warn("console: cannot %s input", paused ? "pause" : "resume");
+}
+
+/* Feeds input through the escape filter into the UART; bytes that do not
+ * fit stay unread in the terminal until the guest drains its FIFO. */
+static void on_input(void *opaque, uint32_t events)
+{
+	struct console *c = opaque;
+	uint8_t in[256], out[256];
+	size_t room = serial_rx_room(c->serial), n_out = 0;
+	ssize_t n;
+
+	(void)events;
+	if (!room) {
+		set_paused(c, true);
+		return;
+	}
+	n = read(c->in_fd, in, MIN(room, sizeof(in)));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) { /* end of input: the guest keeps running */
+		evloop_del(c->loop, c->in_fd);
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		uint8_t ch = in[i];
+		if (c->escape) {
+			c->escape = false;
+			if (ch == 'x' || ch == 'X') {
+				machine_request_exit(c->m, EXIT_USER_QUIT);
+				return;
+			}
+			if (ch == 'h' || ch == 'H' || ch == '?')
+				help();
+			else if (ch == ESCAPE_CHAR || ch == 'a')
+				out[n_out++] = ESCAPE_CHAR;
+			continue;
+		}
+		if (ch == ESCAPE_CHAR)
+			c->escape = true;
+		else
+			out[n_out++] = ch;
+	}
+	serial_receive(c->serial, out, n_out);
+}
+
+static void on_room(void *opaque, uint32_t events)
+{
+	struct console *c = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(c->room_efd, &v, sizeof(v)) < 0)
+		return;
+	set_paused(c, false);
+}
+
+int console_open(struct console **out, struct machine *m, int in_fd, int out_fd,
+		 const char *log_path, const char **why)
+{
+	struct console *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->m = m;
+	c->in_fd = in_fd;
+	c->out_fd = out_fd;
+	c->log_fd = -1;
+	c->room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->room_efd < 0) {
+		free(c);
+		return -errno;
+	}
+	if (log_path) {
+		c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (c->log_fd < 0) {
+			int err = -errno;
+			*why = "cannot open the console log file";
+			console_close(c);
+			return err;
+		}
+	}
+	if (in_fd >= 0 && isatty(in_fd) && tcgetattr(in_fd, &c->saved) == 0) {
+		struct termios raw = c->saved;
+		cfmakeraw(&raw);
+		raw_console = c;
+		atexit(restore_terminal);
+		if (tcsetattr(in_fd, TCSANOW, &raw) == 0) {
+			c->raw = true;
+			log_set_raw_terminal(1);
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+int console_attach(struct console *c, struct serial *s, struct evloop *loop)
+{
+	int err;
+
+	c->serial = s;
+	c->loop = loop;
+	err = evloop_add(loop, c->room_efd, EPOLLIN, on_room, c);
+	if (!err && c->in_fd >= 0)
+		err = evloop_add(loop, c->in_fd, EPOLLIN, on_input, c);
+	if (err == -EPERM)
+		err = 0; /* a regular file as stdin: epoll refuses it; no input then */
+	return err;
+}
+
+void console_close(struct console *c)
+{
+	if (!c)
+		return;
+	if (raw_console == c) {
+		restore_terminal();
+		raw_console = NULL;
+	}
+	if (c->log_fd >= 0)
+		close(c->log_fd);
+	if (c->room_efd >= 0)
+		close(c->room_efd);
+	free(c);
+}

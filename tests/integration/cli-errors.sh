@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# One bad input per call: kumo-vmm must say why in one line and exit with
+# the documented status, never crash. usage: cli-errors.sh KUMO_VMM GUEST_ELF CASE
+set -uo pipefail
+vmm=$1 guest=$2 case=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect STATUS PATTERN -- ARGS...: run, compare status and stderr.
+expect() {
+	local want=$1 pattern=$2; shift 3
+	timeout 20 ${RUNAS:-} "$vmm" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+	local got=$?
+	if [ "$got" -ne "$want" ] || ! grep -q -- "$pattern" "$tmp/err"; then
+		echo "FAIL $case: status $got (want $want), stderr:"; cat "$tmp/err"
+		exit 1
+	fi
+	if grep -q -E 'AddressSanitizer|runtime error' "$tmp/err"; then
+		echo "FAIL $case: sanitizer report"; cat "$tmp/err"; exit 1
+	fi
+	echo "ok $case: $(grep -v '^kumo: kvm engine' "$tmp/err" | head -n 1)"
+}
+
+need_kvm() { [ -e /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }; }
+
+case $case in
+help)
+	timeout 5 "$vmm" --help >"$tmp/out" || { echo "FAIL: --help status $?"; exit 1; }
+	grep -q -- '--kernel' "$tmp/out" || { echo "FAIL: --help lists no --kernel"; exit 1; }
+	echo "ok help" ;;
+no-kvm)
+	KUMO_KVM_DEVICE=$tmp/nonexistent expect 1 'no /dev/kvm' -- --kernel "$guest" ;;
+not-kvm)
+	KUMO_KVM_DEVICE=/dev/null expect 1 'does not answer like KVM' -- --kernel "$guest" ;;
+kvm-permission)
+	need_kvm
+	command -v setpriv >/dev/null || { echo "SKIP: no setpriv"; exit 77; }
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to drop to nobody"; exit 77; }
+	[ -z "$(find /dev/kvm -perm -o+rw)" ] || { echo "SKIP: /dev/kvm is open to all"; exit 77; }
+	cp "$guest" "$tmp/guest.elf"; chmod 755 "$tmp"; chmod 644 "$tmp/guest.elf"
+	cp "$vmm" "$tmp/vmm"; chmod 755 "$tmp/vmm"; vmm=$tmp/vmm
+	# as nobody, /dev/kvm (0600 root, or 0660 group kvm) cannot be opened
+	RUNAS="setpriv --reuid=nobody --regid=nogroup --clear-groups" \
+		expect 1 'no permission to open /dev/kvm' -- --kernel "$tmp/guest.elf" ;;
+kernel-missing)
+	expect 1 'cannot read the kernel image' -- --kernel "$tmp/none" ;;
+kernel-directory)
+	expect 1 'kernel is not a regular file' -- --kernel "$tmp" ;;
+kernel-junk)
+	head -c 100000 /dev/urandom >"$tmp/junk"
+	expect 1 'neither a bzImage nor an ELF64' -- --kernel "$tmp/junk" ;;
+kernel-truncated-elf)
+	head -c 100 "$guest" >"$tmp/short"
+	expect 1 'truncated ELF' -- --kernel "$tmp/short" ;;
+kernel-truncated-bzimage)
+	# a setup header that promises more than the file has
+	python3 - "$tmp/bz" <<'PY'
+import struct, sys
+b = bytearray(0x400)
+b[0x1f1] = 4; b[0x1fe:0x200] = b'\x55\xaa'; b[0x202:0x206] = b'HdrS'
+b[0x206:0x208] = struct.pack('<H', 0x020f); b[0x211] = 1; b[0x236] = 1
+open(sys.argv[1], 'wb').write(b)
+PY
+	expect 1 'truncated bzImage' -- --kernel "$tmp/bz" ;;
+kernel-32bit-bzimage)
+	python3 - "$tmp/bz" <<'PY'
+import struct, sys
+b = bytearray(0x2000)
+b[0x1f1] = 4; b[0x1fe:0x200] = b'\x55\xaa'; b[0x202:0x206] = b'HdrS'
+b[0x206:0x208] = struct.pack('<H', 0x020f); b[0x211] = 1; b[0x236] = 0
+open(sys.argv[1], 'wb').write(b)
+PY
+	expect 1 'no 64-bit entry' -- --kernel "$tmp/bz" ;;
+initrd-too-big)
+	truncate -s 20M "$tmp/initrd"
+	expect 1 'initrd does not fit' -- --kernel "$guest" --initrd "$tmp/initrd" --memory 16M ;;
+initrd-missing)
+	expect 1 'cannot read the initrd' -- --kernel "$guest" --initrd "$tmp/none" ;;
+too-many-cpus)
+	expect 2 'cpus must be a number from 1 to 64' -- --kernel "$guest" --cpus 65 ;;
+zero-cpus)
+	expect 2 'cpus must be a number from 1 to 64' -- --kernel "$guest" --cpus 0 ;;
+memory-junk)
+	expect 2 'memory must be a size' -- --kernel "$guest" --memory 12Q ;;
+memory-too-big)
+	expect 2 'memory must be between' -- --kernel "$guest" --memory 2T ;;
+memory-unmappable)
+	need_kvm
+	# AddressSanitizer needs an unlimited address space for its shadow.
+	if grep -q __asan_init "$vmm"; then echo "SKIP: cannot limit an ASan build's address space"; exit 77; fi
+	# within kumo's limit, beyond what this process may map
+	(ulimit -v $((4 * 1024 * 1024)); expect 1 'cannot map that much guest memory' -- \
+		--kernel "$guest" --memory 512G) ;;
+bad-accel)
+	expect 2 'accel must be auto, kvm or emu' -- --kernel "$guest" --accel tcg ;;
+unknown-option)
+	expect 2 'unknown option' -- --kernel "$guest" --frobnicate ;;
+cmdline-too-long)
+	need_kvm
+	expect 1 'command line too long' -- --kernel "$guest" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)" ;;
+*)
+	echo "unknown case $case"; exit 1 ;;
+esac
