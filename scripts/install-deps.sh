@@ -9,7 +9,7 @@ packages=(
 	clang libclang-rt-14-dev        # libFuzzer targets
 	cpio kmod gzip                  # guest image (guest/build.sh)
 	qemu-system-x86 qemu-utils      # benchmarks and test oracles
-	e2fsprogs procps util-linux     # tests
+	e2fsprogs procps util-linux python3  # tests, benchmarks
 )
 
 missing=()

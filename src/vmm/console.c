@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A */
+#define OUT_BUF     8192
 
 struct console {
 	struct machine *m;
@@ -23,6 +25,12 @@ struct console {
 	int room_efd;         /* the UART has room again */
 	bool raw, escape, paused, out_broken;
 	struct termios saved;
+	/* Output: vCPUs append, the machine thread writes (one syscall per
+	 * burst, not per byte); a full buffer is written by the vCPU itself. */
+	pthread_mutex_t out_lock;
+	int out_efd;
+	size_t out_len;
+	uint8_t out_buf[OUT_BUF];
 };
 
 /* The terminal must come back even when kumo leaves through exit(). */
@@ -52,14 +60,49 @@ static void write_all(int fd, const uint8_t *buf, size_t len, bool *broken)
 	}
 }
 
+static void flush_locked(struct console *c)
+{
+	bool log_broken = false;
+
+	write_all(c->out_fd, c->out_buf, c->out_len, &c->out_broken);
+	if (c->log_fd >= 0)
+		write_all(c->log_fd, c->out_buf, c->out_len, &log_broken);
+	c->out_len = 0;
+}
+
 static void console_tx(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct console *c = opaque;
-	bool log_broken = false;
+	uint64_t one = 1;
 
-	write_all(c->out_fd, buf, len, &c->out_broken);
-	if (c->log_fd >= 0)
-		write_all(c->log_fd, buf, len, &log_broken);
+	pthread_mutex_lock(&c->out_lock);
+	if (c->out_len + len > OUT_BUF)
+		flush_locked(c);
+	if (len > OUT_BUF) { /* the buffer is empty now: write through */
+		bool log_broken = false;
+		write_all(c->out_fd, buf, len, &c->out_broken);
+		if (c->log_fd >= 0)
+			write_all(c->log_fd, buf, len, &log_broken);
+	} else {
+		if (!c->out_len && write(c->out_efd, &one, sizeof(one)) < 0)
+			log_debug("console: eventfd write failed");
+		memcpy(c->out_buf + c->out_len, buf, len);
+		c->out_len += len;
+	}
+	pthread_mutex_unlock(&c->out_lock);
+}
+
+static void on_output(void *opaque, uint32_t events)
+{
+	struct console *c = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(c->out_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&c->out_lock);
+	flush_locked(c);
+	pthread_mutex_unlock(&c->out_lock);
 }
 
 static void console_rx_room(void *opaque)
@@ -162,10 +205,13 @@ int console_open(struct console **out, struct machine *m, int in_fd, int out_fd,
 	c->in_fd = in_fd;
 	c->out_fd = out_fd;
 	c->log_fd = -1;
+	pthread_mutex_init(&c->out_lock, NULL);
 	c->room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->room_efd < 0) {
-		free(c);
-		return -errno;
+	c->out_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->room_efd < 0 || c->out_efd < 0) {
+		int err = -errno;
+		console_close(c);
+		return err;
 	}
 	if (log_path) {
 		c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -197,6 +243,8 @@ int console_attach(struct console *c, struct serial *s, struct evloop *loop)
 	c->serial = s;
 	c->loop = loop;
 	err = evloop_add(loop, c->room_efd, EPOLLIN, on_room, c);
+	if (!err)
+		err = evloop_add(loop, c->out_efd, EPOLLIN, on_output, c);
 	if (!err && c->in_fd >= 0)
 		err = evloop_add(loop, c->in_fd, EPOLLIN, on_input, c);
 	if (err == -EPERM)
@@ -208,6 +256,10 @@ void console_close(struct console *c)
 {
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->out_lock);
+	flush_locked(c);
+	pthread_mutex_unlock(&c->out_lock);
+	pthread_mutex_destroy(&c->out_lock);
 	if (raw_console == c) {
 		restore_terminal();
 		raw_console = NULL;
@@ -216,5 +268,7 @@ void console_close(struct console *c)
 		close(c->log_fd);
 	if (c->room_efd >= 0)
 		close(c->room_efd);
+	if (c->out_efd >= 0)
+		close(c->out_efd);
 	free(c);
 }

@@ -323,6 +323,8 @@ void machine_destroy(struct machine *m)
 	if (m->accel)
 		m->accel->destroy(m);
 	guest_mem_free(&m->mem);
+	io_bus_free(&m->pio);
+	io_bus_free(&m->mmio);
 	if (m->exit_efd >= 0)
 		close(m->exit_efd);
 	m->exit_efd = -1;

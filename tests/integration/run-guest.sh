@@ -50,7 +50,7 @@ echo)
 	grep -q 'echo: hello kumo' "$tmp/out" && grep -q 'echo: second line' "$tmp/out" ||
 		fail "input not echoed" ;;
 smp)
-	n=$(grep -c 'online' "$tmp/out")
+	n=$(grep -c 'smp: cpu [0-9]* (apic id [0-9]*) online' "$tmp/out")
 	[ "$n" -eq "$cpus" ] || fail "$n CPUs online, want $cpus" ;;
 memory)
 	mib=$(sed -n 's/.*memory: \([0-9]*\) MiB of RAM.*/\1/p' "$tmp/out")
