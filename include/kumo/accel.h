@@ -25,6 +25,12 @@ struct accel_ops {
 	void (*vcpu_kick)(struct vcpu *v);
 	/* Drive an interrupt line (GSI) of the interrupt controllers. */
 	int (*irq_line)(struct machine *m, unsigned gsi, int level) WUR;
+	/* Signal eventfd fd on guest writes of len bytes to addr (port or
+	 * MMIO) without leaving the engine's fast path; assign=false removes.
+	 * -ENOTSUP where the engine has no such path (then writes reach the
+	 * bus as usual). */
+	int (*ioeventfd)(struct machine *m, uint64_t addr, unsigned len, bool pio,
+			 int fd, bool assign) WUR;
 	/* Dirty-page tracking of guest RAM (for migration): on/off, and fetch
 	 * and clear the bitmap (one bit per 4 KiB page of region i). */
 	int (*dirty_log_enable)(struct machine *m, bool on) WUR;

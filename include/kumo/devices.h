@@ -33,8 +33,9 @@ int i8042_create(struct machine *m) WUR;
 /* ---- ACPI sleep control and reset registers (acpi_pm.c) ---- */
 int acpi_pm_create(struct machine *m) WUR;
 
-/* ---- test-exit port 0xf4 (test_exit.c) ---- */
-#define TEST_EXIT_PORT 0xf4
-int test_exit_create(struct machine *m) WUR;
+/* ---- test device: exit port 0xf4, doorbell 0xf8 (testdev.c) ---- */
+#define TESTDEV_EXIT_PORT     0xf4
+#define TESTDEV_DOORBELL_PORT 0xf8
+int testdev_create(struct machine *m) WUR;
 
 #endif

@@ -337,6 +337,19 @@ static int kvm_irq_line(struct machine *m, unsigned gsi, int level)
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
 }
 
+static int kvm_ioeventfd(struct machine *m, uint64_t addr, unsigned len, bool pio,
+			 int fd, bool assign)
+{
+	struct kvm_vm *vm = m->engine;
+	struct kvm_ioeventfd io = {
+		.addr = addr, .len = len, .fd = fd,
+		.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
 static int kvm_dirty_log_enable(struct machine *m, bool on)
 {
 	struct kvm_vm *vm = m->engine;
@@ -364,6 +377,7 @@ const struct accel_ops kvm_accel_ops = {
 	.vcpu_run = kvm_vcpu_run,
 	.vcpu_kick = kvm_vcpu_kick,
 	.irq_line = kvm_irq_line,
+	.ioeventfd = kvm_ioeventfd,
 	.dirty_log_enable = kvm_dirty_log_enable,
 	.dirty_log_get = kvm_dirty_log_get,
 	.vcpu_destroy = kvm_vcpu_destroy,

@@ -24,6 +24,7 @@ struct console {
 	int in_fd, out_fd, log_fd;
 	int room_efd;         /* the UART has room again */
 	bool raw, escape, paused, out_broken;
+	bool file_input, in_done;
 	struct termios saved;
 	/* Output: vCPUs append, the machine thread writes (one syscall per
 	 * burst, not per byte); a full buffer is written by the vCPU itself. */
@@ -133,35 +134,20 @@ static void help(void)
 
 static void set_paused(struct console *c, bool paused)
 {
-	if (c->paused == paused)
+	if (c->paused == paused || c->file_input || c->in_done)
 		return;
 	c->paused = paused;
 	if (evloop_mod(c->loop, c->in_fd, paused ? 0 : EPOLLIN))
 		log_warn("console: cannot %s input", paused ? "pause" : "resume");
 }
 
-/* Feeds input through the escape filter into the UART; bytes that do not
- * fit stay unread in the terminal until the guest drains its FIFO. */
-static void on_input(void *opaque, uint32_t events)
+/* Feeds bytes through the escape filter into the UART. */
+static void feed(struct console *c, const uint8_t *in, size_t n)
 {
-	struct console *c = opaque;
-	uint8_t in[256], out[256];
-	size_t room = serial_rx_room(c->serial), n_out = 0;
-	ssize_t n;
+	uint8_t out[256];
+	size_t n_out = 0;
 
-	(void)events;
-	if (!room) {
-		set_paused(c, true);
-		return;
-	}
-	n = read(c->in_fd, in, MIN(room, sizeof(in)));
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n <= 0) { /* end of input: the guest keeps running */
-		evloop_del(c->loop, c->in_fd);
-		return;
-	}
-	for (ssize_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint8_t ch = in[i];
 		if (c->escape) {
 			c->escape = false;
@@ -183,15 +169,58 @@ static void on_input(void *opaque, uint32_t events)
 	serial_receive(c->serial, out, n_out);
 }
 
+static void stop_input(struct console *c)
+{
+	if (!c->file_input)
+		evloop_del(c->loop, c->in_fd);
+	c->in_done = true;
+}
+
+/* Reads as much input as the UART has room for; what does not fit stays
+ * unread (in the terminal, pipe or file) until the guest drains its FIFO
+ * and console_rx_room() wakes us. A regular file, which epoll cannot wait
+ * on, is read only on those wake-ups. */
+static void on_input(void *opaque, uint32_t events)
+{
+	struct console *c = opaque;
+
+	(void)events;
+	while (!c->in_done && !machine_exiting(c->m)) {
+		uint8_t in[256];
+		size_t room = serial_rx_room(c->serial);
+		ssize_t n;
+
+		if (!room) {
+			set_paused(c, true);
+			return;
+		}
+		n = read(c->in_fd, in, MIN(room, sizeof(in)));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) { /* end of input: the guest keeps running */
+			stop_input(c);
+			return;
+		}
+		feed(c, in, n);
+		if (!c->file_input)
+			return; /* epoll says when there is more */
+	}
+}
+
 static void on_room(void *opaque, uint32_t events)
 {
 	struct console *c = opaque;
 	uint64_t v;
 
 	(void)events;
-	if (read(c->room_efd, &v, sizeof(v)) < 0)
+	if (read(c->room_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
-	set_paused(c, false);
+	if (c->file_input)
+		on_input(c, 0);
+	else
+		set_paused(c, false);
 }
 
 int console_open(struct console **out, struct machine *m, int in_fd, int out_fd,
@@ -245,10 +274,14 @@ int console_attach(struct console *c, struct serial *s, struct evloop *loop)
 	err = evloop_add(loop, c->room_efd, EPOLLIN, on_room, c);
 	if (!err)
 		err = evloop_add(loop, c->out_efd, EPOLLIN, on_output, c);
-	if (!err && c->in_fd >= 0)
-		err = evloop_add(loop, c->in_fd, EPOLLIN, on_input, c);
-	if (err == -EPERM)
-		err = 0; /* a regular file as stdin: epoll refuses it; no input then */
+	if (err || c->in_fd < 0)
+		return err;
+	err = evloop_add(loop, c->in_fd, EPOLLIN, on_input, c);
+	if (err == -EPERM) { /* a regular file: always readable, epoll refuses it */
+		c->file_input = true;
+		console_rx_room(c); /* read the first bytes from the loop */
+		err = 0;
+	}
 	return err;
 }
 

@@ -123,7 +123,7 @@ static int make_devices(struct machine *m, const char **why)
 {
 	int err;
 
-	if ((err = i8042_create(m)) || (err = acpi_pm_create(m)) || (err = test_exit_create(m)))
+	if ((err = i8042_create(m)) || (err = acpi_pm_create(m)) || (err = testdev_create(m)))
 		*why = "cannot create the legacy devices";
 	return err;
 }
