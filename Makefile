@@ -37,7 +37,7 @@ fuzz: deps
 	tests/fuzz/run-libfuzzer.sh $(or $(SECONDS),30)
 
 bench: build
-	bench/start/run.sh $(BUILD)
+	bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)

@@ -15,6 +15,7 @@
 #define ACPI_SCI_IRQ         9
 #define IOAPIC_GPA           0xfec00000ULL
 #define LAPIC_GPA            0xfee00000ULL
+#define ACPI_MAX_CPUS        254
 
 /* Writes RSDP, RSDT, XSDT, FADT, DSDT and MADT for ncpus vCPUs into buf
  * (which the guest will see at gpa). Returns bytes used, or -ENOSPC. */

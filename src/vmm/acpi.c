@@ -151,7 +151,8 @@ int acpi_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned ncpus)
 	uint8_t *rsdp;
 	int err;
 
-	if (gpa % 16 || !ncpus)
+	/* 8-bit APIC and processor ids; the IOAPIC takes the id after them. */
+	if (gpa % 16 || !ncpus || ncpus > ACPI_MAX_CPUS)
 		return -EINVAL;
 	rsdp = take(&b, 36, &rsdp_gpa);
 	if (!rsdp)

@@ -253,6 +253,7 @@ int boot_load(struct guest_mem *mem, const struct boot_config *bc,
 	const char *bz_why, *elf_why;
 	int err;
 
+	*why = "cannot lay out the kernel in guest memory"; /* until a step says more */
 	if ((err = guest_mem_write(mem, BOOT_GDT_GPA, gdt, sizeof(gdt))) ||
 	    (err = write_page_tables(mem))) {
 		*why = "guest memory too small for the boot structures";

@@ -61,13 +61,19 @@ static void write_all(int fd, const uint8_t *buf, size_t len, bool *broken)
 	}
 }
 
-static void flush_locked(struct console *c)
+/* To the terminal and the log; a failing log does not stop the terminal. */
+static void emit(struct console *c, const uint8_t *buf, size_t len)
 {
 	bool log_broken = false;
 
-	write_all(c->out_fd, c->out_buf, c->out_len, &c->out_broken);
+	write_all(c->out_fd, buf, len, &c->out_broken);
 	if (c->log_fd >= 0)
-		write_all(c->log_fd, c->out_buf, c->out_len, &log_broken);
+		write_all(c->log_fd, buf, len, &log_broken);
+}
+
+static void flush_locked(struct console *c)
+{
+	emit(c, c->out_buf, c->out_len);
 	c->out_len = 0;
 }
 
@@ -80,10 +86,7 @@ static void console_tx(void *opaque, const uint8_t *buf, size_t len)
 	if (c->out_len + len > OUT_BUF)
 		flush_locked(c);
 	if (len > OUT_BUF) { /* the buffer is empty now: write through */
-		bool log_broken = false;
-		write_all(c->out_fd, buf, len, &c->out_broken);
-		if (c->log_fd >= 0)
-			write_all(c->log_fd, buf, len, &log_broken);
+		emit(c, buf, len);
 	} else {
 		if (!c->out_len && write(c->out_efd, &one, sizeof(one)) < 0)
 			log_debug("console: eventfd write failed");

@@ -21,6 +21,17 @@ expect() {
 	echo "ok $case: $(grep -v '^kumo: kvm engine' "$tmp/err" | head -n 1)"
 }
 
+# mkbz FILE SIZE XLOADFLAGS: a bzImage header (4 setup sectors) in SIZE bytes.
+mkbz() {
+	python3 - "$@" <<'PY'
+import struct, sys
+b = bytearray(int(sys.argv[2], 0))
+b[0x1f1] = 4; b[0x1fe:0x200] = b'\x55\xaa'; b[0x202:0x206] = b'HdrS'
+b[0x206:0x208] = struct.pack('<H', 0x020f); b[0x211] = 1; b[0x236] = int(sys.argv[3])
+open(sys.argv[1], 'wb').write(b)
+PY
+}
+
 need_kvm() { [ -e /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }; }
 
 case $case in
@@ -54,22 +65,10 @@ kernel-truncated-elf)
 	expect 1 'truncated ELF' -- --kernel "$tmp/short" ;;
 kernel-truncated-bzimage)
 	# a setup header that promises more than the file has
-	python3 - "$tmp/bz" <<'PY'
-import struct, sys
-b = bytearray(0x400)
-b[0x1f1] = 4; b[0x1fe:0x200] = b'\x55\xaa'; b[0x202:0x206] = b'HdrS'
-b[0x206:0x208] = struct.pack('<H', 0x020f); b[0x211] = 1; b[0x236] = 1
-open(sys.argv[1], 'wb').write(b)
-PY
+	mkbz "$tmp/bz" 0x400 1
 	expect 1 'truncated bzImage' -- --kernel "$tmp/bz" ;;
 kernel-32bit-bzimage)
-	python3 - "$tmp/bz" <<'PY'
-import struct, sys
-b = bytearray(0x2000)
-b[0x1f1] = 4; b[0x1fe:0x200] = b'\x55\xaa'; b[0x202:0x206] = b'HdrS'
-b[0x206:0x208] = struct.pack('<H', 0x020f); b[0x211] = 1; b[0x236] = 0
-open(sys.argv[1], 'wb').write(b)
-PY
+	mkbz "$tmp/bz" 0x2000 0
 	expect 1 'no 64-bit entry' -- --kernel "$tmp/bz" ;;
 initrd-too-big)
 	truncate -s 20M "$tmp/initrd"

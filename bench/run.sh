@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, kumo (release build) against QEMU on the same
+# test guests. usage: bench/run.sh [BUILD_DIR]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$top/${1:-build}
+guests=$top/build-test/tests/guests
+[ -f "$top/build-test/build.ninja" ] ||
+	meson setup "$top/build-test" -Db_sanitize=address,undefined -Db_lundef=false
+ninja -C "$top/build-test" tests/guests/hello.elf tests/guests/idle.elf tests/guests/exits.elf >/dev/null
+python3 "$top/bench/start/bench_start.py" "$build/kumo-vmm" "$guests/hello.elf" \
+	--idle-guest "$guests/idle.elf" --runs 10
+echo
+python3 "$top/bench/exits/bench_exits.py" "$build/kumo-vmm" "$guests/exits.elf" --runs 5

@@ -1,0 +1,68 @@
+#!/bin/sh
+# Builds the fuzz targets with libFuzzer + ASan + UBSan (clang, no meson) and
+# runs each for SECONDS (default 30), starting from the driver's seeds.
+#
+#   tests/fuzz/run-libfuzzer.sh [SECONDS]
+#
+# Environment: CLANG (default: clang, else clang-14), KEEP=1 to keep the
+# work directory (binaries, corpora, crash files). Exits non-zero when a
+# target crashes; the crashing input is copied to ./fuzz-crash-TARGET-*.
+set -eu
+
+seconds=${1:-30}
+case $seconds in
+''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
+esac
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cc=${CLANG:-}
+if [ -z "$cc" ]; then
+	for c in clang clang-14; do
+		if command -v "$c" >/dev/null 2>&1; then cc=$c; break; fi
+	done
+fi
+[ -n "$cc" ] || { echo "$0: clang not found" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kumo-libfuzzer.XXXXXX")
+cleanup() { [ "${KEEP:-0}" = 1 ] && echo "work directory: $work" || rm -rf "$work"; }
+trap cleanup EXIT
+
+srcs="$top/src/common/util.c $top/src/vmm/bzimage.c $top/src/vmm/elf.c \
+      $top/src/vmm/boot.c $top/src/vmm/e820.c $top/src/vmm/memory.c \
+      $top/tests/fuzz/fuzz_boot.c"
+cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -I$top/include -I$top/tests/unit"
+san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
+
+# The seeds come from the plain driver (no libFuzzer, no sanitizers).
+# shellcheck disable=SC2086
+"$cc" $cflags -o "$work/driver" "$top/tests/fuzz/driver.c" "$top/tests/fuzz/fuzz_bzimage.c" \
+	"$top/tests/unit/images.c" $srcs
+"$work/driver" --write-seeds "$work/seeds" >/dev/null
+
+status=0
+for target in bzimage elf; do
+	# shellcheck disable=SC2086
+	"$cc" $cflags $san -o "$work/fuzz-$target" "$top/tests/fuzz/fuzz_$target.c" $srcs
+	mkdir -p "$work/corpus-$target" "$work/artifacts-$target"
+	cp "$work/seeds/"* "$work/corpus-$target/"
+	echo "== fuzz-$target: $seconds s"
+	if ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
+	   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	   "$work/fuzz-$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+		-max_len=65536 -print_final_stats=1 \
+		-artifact_prefix="$work/artifacts-$target/" \
+		"$work/corpus-$target" >"$work/log-$target" 2>&1; then
+		grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)' "$work/log-$target" || true
+		echo "   ok, corpus: $(ls "$work/corpus-$target" | wc -l) inputs"
+	else
+		status=1
+		tail -n 60 "$work/log-$target"
+		for f in "$work/artifacts-$target/"*; do
+			[ -e "$f" ] || continue
+			cp "$f" "./fuzz-crash-$target-$(basename "$f")"
+			echo "   saved ./fuzz-crash-$target-$(basename "$f")"
+		done
+		echo "   FAILED: fuzz-$target"
+	fi
+done
+exit $status
