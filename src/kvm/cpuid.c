@@ -9,14 +9,42 @@
 
 #define CPUID_MAX_ENTRIES 1024
 
+static bool has_entry(const struct kvm_cpuid2 *c, uint32_t fn, uint32_t index)
+{
+	for (unsigned i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == index)
+			return true;
+	return false;
+}
+
+/* The topology leaves need their SMT, core and terminating subleaves even
+ * where the host reports only subleaf 0; fix_entry fills them in. The
+ * caller's array has room for 4 more entries. */
+static void add_topology_subleaves(struct kvm_cpuid2 *c)
+{
+	static const uint32_t leaves[] = { 0xb, 0x1f };
+
+	for (size_t l = 0; l < ARRAY_SIZE(leaves); l++) {
+		if (!has_entry(c, leaves[l], 0))
+			continue;
+		for (uint32_t index = 1; index <= 2; index++)
+			if (!has_entry(c, leaves[l], index))
+				c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+					.function = leaves[l], .index = index,
+					.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+				};
+	}
+}
+
 int kvm_cpuid_load(struct kvm_vm *vm)
 {
 	for (unsigned n = 128; n <= CPUID_MAX_ENTRIES; n *= 2) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (n + 4) * sizeof(c->entries[0]));
 		if (!c)
 			return -ENOMEM;
 		c->nent = n;
 		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			add_topology_subleaves(c);
 			vm->cpuid = c;
 			return 0;
 		}

@@ -54,6 +54,13 @@ echo)
 smp)
 	n=$(grep -c 'smp: cpu [0-9]* (apic id [0-9]*) online' "$tmp/out")
 	[ "$n" -eq "$cpus" ] || fail "$n CPUs online, want $cpus" ;;
+exits)
+	# The lines the benchmark parses; the doorbell must have counted
+	# every write (the default n=20000).
+	grep -q -E '^exits: tsc_khz [1-9][0-9]*$' "$tmp/out" || fail "no 'exits: tsc_khz K' line"
+	grep -q -E '^exits: userspace 20000 in [1-9][0-9]* ns$' "$tmp/out" || fail "no 'exits: userspace 20000 in T ns' line"
+	grep -q -E '^exits: ioeventfd 20000 in [1-9][0-9]* ns$' "$tmp/out" || fail "no 'exits: ioeventfd 20000 in T ns' line"
+	grep -q '^exits: doorbell count 20000$' "$tmp/out" || fail "the doorbell count was not checked" ;;
 memory)
 	mib=$(sed -n 's/.*memory: \([0-9]*\) MiB of RAM.*/\1/p' "$tmp/out")
 	want=$(( $(numfmt --from=iec "$mem") / 1048576 ))

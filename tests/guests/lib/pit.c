@@ -26,13 +26,20 @@ static uint16_t read_ch0(void)
 	return (uint16_t)(hi << 8 | lo);
 }
 
-void pit_delay_us(uint32_t us)
+/* Channel 0 free-running (mode 2, count 65536, wraps every 55 ms) for
+ * pit_delay_us and pit_tsc_khz. */
+static void load_free_running(void)
 {
 	static bool loaded;
 	if (!loaded) {
-		load(0); /* 65536: wraps every 55 ms */
+		load(0);
 		loaded = true;
 	}
+}
+
+void pit_delay_us(uint32_t us)
+{
+	load_free_running();
 	uint64_t want = (uint64_t)us * PIT_HZ / 1000000u;
 	uint64_t elapsed = 0;
 	uint16_t prev = read_ch0();
@@ -41,4 +48,23 @@ void pit_delay_us(uint32_t us)
 		elapsed += (uint16_t)(prev - now); /* counts down, modulo 65536 */
 		prev = now;
 	}
+}
+
+uint32_t pit_tsc_khz(uint32_t ms)
+{
+	load_free_running();
+	uint64_t want = (uint64_t)ms * PIT_HZ / 1000u;
+	uint64_t elapsed = 0;
+	/* The TSC is read just before each latch command, so the time the
+	 * two data reads take is the same at both ends and cancels out. */
+	uint64_t t0 = rdtsc(), t1 = t0;
+	uint16_t prev = read_ch0();
+	while (elapsed < want) {
+		t1 = rdtsc();
+		uint16_t now = read_ch0();
+		elapsed += (uint16_t)(prev - now);
+		prev = now;
+	}
+	/* kHz = TSC ticks / (elapsed / PIT_HZ seconds) / 1000 */
+	return (uint32_t)((t1 - t0) * PIT_HZ / (elapsed * 1000u));
 }

@@ -12,5 +12,8 @@ void pit_periodic(uint32_t hz);
 /* Busy-waits by reading channel 0 back; reprograms it (mode 2, full
  * 65536 count), so do not mix with pit_periodic. */
 void pit_delay_us(uint32_t us);
+/* The TSC's frequency in kHz, measured against channel 0 over ms
+ * milliseconds (busy-waiting as pit_delay_us does, same programming). */
+uint32_t pit_tsc_khz(uint32_t ms);
 
 #endif

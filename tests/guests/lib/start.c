@@ -1,4 +1,4 @@
-/* From the assembly entry to guest_main(), and the ways out. */
+/* From the PVH assembly entry (entry.S) to guest_main(). */
 #include "guest.h"
 
 struct pvh_boot pvh_boot;
@@ -35,35 +35,4 @@ void guest_start(uint32_t start_info)
 		kprintf("guest: warning: no hvm_start_info (ebx 0x%x)\n", start_info);
 	guest_main();
 	fail("guest_main returned without a verdict");
-}
-
-void halt_forever(void)
-{
-	for (;;) {
-		cli();
-		hlt();
-	}
-}
-
-void guest_exit(uint32_t code)
-{
-	outl(TEST_EXIT_PORT, code);
-	halt_forever();
-}
-
-void pass(void)
-{
-	kprintf("TEST %s: PASS\n", guest_name);
-	guest_exit(0);
-}
-
-void fail(const char *fmt, ...)
-{
-	va_list ap;
-	kprintf("TEST %s: FAIL ", guest_name);
-	va_start(ap, fmt);
-	kvprintf(fmt, ap);
-	va_end(ap);
-	kprintf("\n");
-	guest_exit(1);
 }

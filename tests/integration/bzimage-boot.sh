@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Boots the bzimage test guest (a small bzImage, tests/guests/mkbzimage.py)
+# through kumo's Linux 64-bit boot protocol path with an initrd of
+# pseudo-random bytes and a command line, and checks what the guest saw:
+# the initrd's size and FNV-1a 32-bit hash (computed here too), the command
+# line, the RAM, and exit status 64 (PASS).
+# usage: bzimage-boot.sh KUMO_VMM BZIMAGE ACCEL CPUS
+set -uo pipefail
+vmm=$1 image=$2 accel=$3 cpus=$4
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [ "$accel" = kvm ] && [ ! -e /dev/kvm ]; then
+	echo "SKIP: no /dev/kvm on this host"
+	exit 77
+fi
+
+mem=128M want_mib=128
+initrd_size=$(( 300 * 1024 + 123 )) # not a multiple of a page
+cmdline="console=ttyS0 kumo.test=bzimage root=/dev/ram0 the_end"
+
+# The initrd, and its hash: "SIZE 0xHASH".
+want=$(python3 - "$tmp/initrd" "$initrd_size" <<'EOF'
+import random, sys
+data = random.Random(20240601).randbytes(int(sys.argv[2]))
+open(sys.argv[1], "wb").write(data)
+h = 0x811C9DC5
+for b in data:
+    h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+print(f"{len(data)} 0x{h:08x}")
+EOF
+) || { echo "FAIL: could not write the initrd"; exit 1; }
+
+timeout 60 "$vmm" --accel "$accel" --cpus "$cpus" --memory "$mem" --kernel "$image" \
+	--initrd "$tmp/initrd" --cmdline "$cmdline" --console-log "$tmp/log" \
+	</dev/null >"$tmp/out" 2>"$tmp/err"
+status=$?
+cat "$tmp/out"
+
+fail() {
+	echo "FAIL: $*"
+	echo "--- stderr"; cat "$tmp/err"
+	exit 1
+}
+
+[ "$status" -eq 64 ] || fail "exit status $status, want 64"
+grep -q -E 'AddressSanitizer|runtime error' "$tmp/err" && fail "sanitizer report"
+cmp -s "$tmp/out" "$tmp/log" || fail "--console-log differs from the console"
+grep -q '^TEST bzimage: PASS$' "$tmp/out" || fail "no 'TEST bzimage: PASS'"
+grep -q '^bzimage: 64-bit mode, paging on, interrupts off$' "$tmp/out" || fail "the guest did not check its mode"
+grep -q -F "bzimage: cmdline at 0x20000: $cmdline" "$tmp/out" ||
+	fail "command line not passed to the guest (want '$cmdline')"
+got=$(sed -n 's/^bzimage: initrd \([0-9]*\) bytes fnv1a32 \(0x[0-9a-f]*\)$/\1 \2/p' "$tmp/out")
+[ "$got" = "$want" ] || fail "the guest saw the initrd as '${got:-nothing}', want '$want' (size, FNV-1a)"
+mib=$(sed -n 's/^bzimage: \([0-9]*\) MiB of RAM$/\1/p' "$tmp/out")
+[ "$mib" = "$want_mib" ] || fail "the guest saw ${mib:-no} MiB of RAM, want $want_mib"
+echo "ok: bzimage on $accel with $cpus vCPU(s): initrd $want, exit status $status"
