@@ -2,8 +2,9 @@
 """VM-exit round trips per second, kumo and QEMU (microvm, KVM) on the same
 test guest (tests/guests/exits.c), in one run, medians of N runs.
 
-The guest times, with its calibrated TSC, n 32-bit reads of port 0xf8 (each
-one a round trip through the VMM's userspace) and n 32-bit writes to it. On
+The guest times, with its calibrated TSC, n 32-bit reads of port 0xf4 (the
+test-exit device on both VMMs; each read a round trip through the VMM's
+userspace) and n 32-bit writes to port 0xf8 (kumo's test doorbell). On
 kumo the writes are an ioeventfd: KVM signals an eventfd and resumes the
 guest without leaving the kernel. QEMU has no device there, so its writes
 are userspace round trips too; they are reported as such.

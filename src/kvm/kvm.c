@@ -99,12 +99,14 @@ static int kvm_init(struct machine *m)
 		if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
 			return -errno;
 	}
+	/* Memory before the irqchip: with an irqchip, installing a memory
+	 * slot waits for an SRCU grace period (~5 ms here). */
+	if ((err = set_slots(m, vm)))
+		return err;
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return -errno;
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return -errno;
-	if ((err = set_slots(m, vm)))
-		return err;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIG_KICK, &sa, NULL) < 0)
 		return -errno;
