@@ -257,8 +257,10 @@ int console_open(struct console **out, struct machine *m, int in_fd, int out_fd,
 	if (in_fd >= 0 && isatty(in_fd) && tcgetattr(in_fd, &c->saved) == 0) {
 		struct termios raw = c->saved;
 		cfmakeraw(&raw);
+		static bool registered;
 		raw_console = c;
-		atexit(restore_terminal);
+		if (!registered)
+			registered = !atexit(restore_terminal);
 		if (tcsetattr(in_fd, TCSANOW, &raw) == 0) {
 			c->raw = true;
 			log_set_raw_terminal(1);
