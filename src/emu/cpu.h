@@ -1,0 +1,157 @@
+/* The emu engine's CPU state and the interfaces between its parts:
+ * decode.c (bytes -> struct emu_insn), mmu.c (linear -> physical, TLB),
+ * exec.c (one instruction), flags.c (lazy arithmetic flags). */
+#ifndef KUMO_EMU_CPU_H
+#define KUMO_EMU_CPU_H
+
+#include "kumo/util.h"
+#include "kumo/x86.h"
+
+struct guest_mem;
+struct machine;
+struct emu_lapic;
+
+/* Segment registers in encoding order (ModRM.reg of MOV Sreg). */
+enum emu_sreg { SR_ES, SR_CS, SR_SS, SR_DS, SR_FS, SR_GS, SR_NONE = 7 };
+
+/* Exception vectors. */
+enum {
+	EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5,
+	EXC_UD = 6, EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12,
+	EXC_GP = 13, EXC_PF = 14, EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19,
+};
+
+/* What a step of the CPU ended with. */
+enum emu_status {
+	EMU_OK = 0,      /* instruction retired */
+	EMU_FAULT = 1,   /* an exception is in cpu->exc, to be delivered */
+	EMU_HALT = 2,    /* HLT: sleep until an interrupt */
+	EMU_EXIT = 3,    /* the machine is stopping (or a triple fault) */
+};
+
+struct emu_exception {
+	uint8_t vector;
+	bool has_error;
+	uint32_t error;
+	uint64_t cr2;    /* for #PF */
+};
+
+/* The CPU mode, derived from CR0.PE, EFER.LMA, CS.L/D, RFLAGS.VM. */
+enum emu_mode { MODE_REAL, MODE_PROT16, MODE_PROT32, MODE_COMPAT16, MODE_COMPAT32, MODE_LONG64 };
+
+/* Lazy flags: the last flag-setting operation, evaluated on demand. */
+struct emu_lazy_flags {
+	uint64_t res, src, dst; /* result and operands, zero-extended */
+	uint8_t op;             /* enum emu_flags_op (flags.c) */
+	uint8_t size;           /* operand size in bytes: 1, 2, 4, 8 */
+};
+
+/* ---- the software TLB (mmu.c) ---- */
+#define EMU_TLB_SIZE 256
+
+enum emu_access {
+	ACC_READ = 0, ACC_WRITE = 1 << 0, ACC_EXEC = 1 << 1,
+	ACC_USER = 1 << 2,     /* a CPL-3 access (not an implicit supervisor one) */
+	ACC_IMPLICIT = 1 << 3, /* descriptor tables, TSS: supervisor whatever CPL */
+};
+
+struct emu_tlb_entry {
+	uint64_t vpage;        /* linear address >> 12, or ~0 when empty */
+	uint64_t ppage;        /* physical address >> 12 */
+	uint8_t *host;         /* host address of the page, NULL for MMIO */
+	uint8_t perm;          /* TLB_R/W/X/U as allowed by the walk */
+	bool global;
+};
+enum { TLB_W = 1 << 0, TLB_X = 1 << 1, TLB_U = 1 << 2, TLB_DIRTY = 1 << 3 };
+
+struct emu_tlb {
+	struct emu_tlb_entry e[EMU_TLB_SIZE];
+};
+
+struct emu_cpu {
+	uint64_t gpr[X86_NR_GPRS];
+	uint64_t rip;
+	uint64_t rflags;        /* all but the six arithmetic flags (see flags.c) */
+	struct emu_lazy_flags lf;
+	struct x86_seg seg[6];  /* enum emu_sreg order */
+	struct x86_seg tr, ldt;
+	struct x86_dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, efer, xcr0;
+	uint64_t dr[8];
+	struct {
+		uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
+		uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+		uint64_t pat, tsc_aux, misc_enable, tsc_offset;
+	} msr;
+	/* x87 / SSE state in FXSAVE layout (512 bytes, 16-byte aligned). */
+	uint8_t fxsave[512] __attribute__((aligned(16)));
+
+	enum emu_mode mode;     /* cached: emu_cpu_update_mode() after changes */
+	uint8_t cpl;
+	bool interrupt_shadow;  /* after STI / MOV SS / POP SS: one instruction */
+	bool nmi_blocked;       /* from NMI delivery until IRET */
+	struct emu_exception exc;
+	unsigned exc_depth;     /* nested delivery: #DF, then triple fault */
+
+	struct emu_tlb tlb;
+	struct guest_mem *mem;
+	struct machine *machine;
+	struct emu_lapic *lapic;
+	unsigned index;
+};
+
+/* ---- mmu.c ---- */
+/* Linear -> physical for an access of the given kind at the current CPL,
+ * paging mode and CR0.WP/CR4.SMEP/SMAP/EFER.NXE; sets Accessed (and Dirty
+ * on writes) in the paging structures. On a fault returns -EFAULT with
+ * cpu->exc set to #PF (error code, CR2) — or #GP for a non-canonical
+ * address in 64-bit mode. *host is the host address when the physical
+ * address is RAM, NULL for MMIO. The access must not cross a page. */
+int emu_mmu_translate(struct emu_cpu *cpu, uint64_t linear, unsigned access,
+		      uint64_t *phys, uint8_t **host) WUR;
+void emu_tlb_flush(struct emu_cpu *cpu, bool include_global);
+void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t linear);
+
+/* ---- decode.c ---- */
+#define EMU_INSN_MAX 15
+
+enum emu_opmap { MAP_1B, MAP_0F, MAP_0F38, MAP_0F3A };
+
+/* Immediate kinds, from the opcode tables. */
+enum emu_imm { IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_WB /* ENTER */, IMM_P /* far ptr16:16/32 */,
+	       IMM_MOFFS /* A0-A3: address-sized */ };
+
+struct emu_insn {
+	uint8_t len;
+	uint8_t map;            /* enum emu_opmap */
+	uint8_t op;             /* the opcode byte in its map */
+	uint8_t opsize;         /* operand size: 2, 4 or 8 bytes */
+	uint8_t addrsize;       /* address size: 2, 4 or 8 */
+	uint8_t rex;            /* 0 or 0x40-0x4f */
+	uint8_t rep;            /* 0, 0xf2 or 0xf3 (last one given) */
+	bool lock;
+	bool opsize_prefix;     /* 0x66 seen (mandatory prefix of SSE forms) */
+	uint8_t seg;            /* segment override, SR_NONE if none */
+	bool has_modrm;
+	uint8_t mod, reg, rm;   /* reg and rm extended by REX.R / REX.B */
+	bool has_sib;
+	uint8_t scale;          /* 1, 2, 4, 8 */
+	int8_t index, base;     /* -1: none; extended by REX.X / REX.B */
+	bool rip_relative;
+	int64_t disp;
+	uint64_t imm;           /* sign- or zero-extended as the table says */
+	uint16_t imm2;          /* ENTER's first operand; far pointer selector */
+	uint8_t bytes[EMU_INSN_MAX];
+};
+
+enum emu_decode_result {
+	DECODE_OK = 0,
+	DECODE_UD = -1,         /* invalid encoding: #UD */
+	DECODE_TOO_LONG = -2,   /* over 15 bytes: #GP(0) */
+	DECODE_NEED_MORE = -3,  /* avail too short: fetch more and retry */
+};
+
+/* Decodes one instruction from buf[0..avail) in the given mode. */
+int emu_decode(const uint8_t *buf, size_t avail, enum emu_mode mode, struct emu_insn *insn) WUR;
+
+#endif
