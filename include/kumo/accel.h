@@ -56,5 +56,7 @@ enum kvm_backing { KVM_ABSENT, KVM_HARDWARE, KVM_PVM, KVM_UNKNOWN };
 enum kvm_backing kvm_probe_backing(void);
 
 extern const struct accel_ops kvm_accel_ops;
+/* Only in builds with all of src/emu's parts (KUMO_HAVE_EMU). */
+extern const struct accel_ops emu_accel_ops;
 
 #endif

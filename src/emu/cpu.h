@@ -98,6 +98,7 @@ struct emu_cpu {
 	struct machine *machine;
 	struct emu_lapic *lapic;
 	unsigned index;
+	unsigned ncpus;         /* for CPUID's topology */
 };
 
 /* ---- mmu.c ---- */

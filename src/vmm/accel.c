@@ -53,8 +53,14 @@ int accel_select(enum accel_kind kind, struct accel_choice *out, const char **er
 
 	switch (kind) {
 	case ACCEL_EMU:
-		*err_msg = "the emu engine (x86-64 in software) is not built yet; use --accel kvm";
+#ifdef KUMO_HAVE_EMU
+		out->ops = &emu_accel_ops;
+		out->why = "x86-64 in software; in progress: no x87/SSE yet, so Linux does not boot on it";
+		return 0;
+#else
+		*err_msg = "this kumo was built without the emu engine";
 		return -ENOTSUP;
+#endif
 	case ACCEL_KVM:
 	case ACCEL_AUTO:
 		out->ops = &kvm_accel_ops;

@@ -40,16 +40,21 @@ san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 "$work/driver" --write-seeds "$work/seeds" >/dev/null
 
 status=0
-for target in bzimage elf; do
+for target in bzimage elf decode; do
+	# The decoder (src/emu) needs none of the loaders, and short inputs.
+	case $target in
+	decode) tsrcs="$top/src/emu/decode.c" tflags="-I$top/src/emu" max_len=64 ;;
+	*) tsrcs=$srcs tflags='' max_len=65536 ;;
+	esac
 	# shellcheck disable=SC2086
-	"$cc" $cflags $san -o "$work/fuzz-$target" "$top/tests/fuzz/fuzz_$target.c" $srcs
+	"$cc" $cflags $tflags $san -o "$work/fuzz-$target" "$top/tests/fuzz/fuzz_$target.c" $tsrcs
 	mkdir -p "$work/corpus-$target" "$work/artifacts-$target"
 	cp "$work/seeds/"* "$work/corpus-$target/"
 	echo "== fuzz-$target: $seconds s"
 	if ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
 	   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	   "$work/fuzz-$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
-		-max_len=65536 -print_final_stats=1 \
+		-max_len="$max_len" -print_final_stats=1 \
 		-artifact_prefix="$work/artifacts-$target/" \
 		"$work/corpus-$target" >"$work/log-$target" 2>&1; then
 		grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)' "$work/log-$target" || true

@@ -1,0 +1,1094 @@
+/* The executor: one x86 instruction per emu_step(). This part holds the
+ * integer instructions every mode shares (ALU, moves, stack, branches,
+ * strings, bit operations, multiply/divide); system.c has the system
+ * instructions and deliver.c exception delivery. x87 and SSE are not
+ * there yet: they raise #UD (and CPUID does not advertise them). */
+#include "exec.h"
+#include "flags.h"
+
+#include "kumo/machine.h"
+
+#include <string.h>
+
+#include "exec_internal.h"
+
+/* Read-modify-write of the r/m operand: fn computes the new value (and
+ * the flags) from the old one. LOCK (or an implicit lock) on RAM is a
+ * compare-and-swap loop, so other vCPUs see it atomic. */
+typedef bool (*rmw_fn)(struct ctx *c, unsigned size, uint64_t old, uint64_t arg, uint64_t *res);
+
+static bool cas(void *p, unsigned size, uint64_t *expected, uint64_t desired)
+{
+	switch (size) {
+	case 1: { uint8_t e = *expected; bool ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
+	case 2: { uint16_t e = *expected; bool ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
+	case 4: { uint32_t e = *expected; bool ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
+	default: return __atomic_compare_exchange_n((uint64_t *)p, expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+}
+
+static int rm_rmw(struct ctx *c, unsigned size, rmw_fn fn, uint64_t arg, bool locked, uint64_t *old_out)
+{
+	uint64_t old, res;
+	bool write;
+	int err;
+
+	if (is_mem(c) && locked) {
+		void *p = emu_host_ptr(c->cpu, c->seg, c->ea, size, ACC_WRITE, &err);
+		if (err)
+			return err;
+		if (p) {
+			old = 0;
+			memcpy(&old, p, size);
+			for (;;) {
+				write = fn(c, size, old, arg, &res);
+				if (!write || cas(p, size, &old, res))
+					break;
+			}
+			if (old_out)
+				*old_out = old;
+			return 0;
+		}
+		/* Split or MMIO: not atomic, as on hardware without a bus lock. */
+	}
+	if ((err = rm_read(c, size, &old)))
+		return err;
+	write = fn(c, size, old, arg, &res);
+	if (write && (err = rm_write(c, size, res)))
+		return err;
+	if (old_out)
+		*old_out = old;
+	return 0;
+}
+
+/* ---- the stack ---- */
+
+unsigned emu_stack_size(const struct emu_cpu *cpu)
+{
+	if (cpu->mode == MODE_LONG64)
+		return 8;
+	return cpu->seg[SR_SS].db ? 4 : 2;
+}
+
+static void set_sp(struct emu_cpu *cpu, uint64_t sp)
+{
+	unsigned s = emu_stack_size(cpu);
+	uint64_t *r = &cpu->gpr[X86_RSP];
+
+	*r = s == 8 ? sp : s == 4 ? (uint32_t)sp : (*r & ~0xffffULL) | (sp & 0xffff);
+}
+
+int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v)
+{
+	uint64_t sp = (cpu->gpr[X86_RSP] - size) & mask_of(emu_stack_size(cpu));
+	int err = emu_write(cpu, SR_SS, sp, size, v);
+
+	if (!err)
+		set_sp(cpu, sp);
+	return err;
+}
+
+/* Reads the stack at RSP + offset without moving RSP (commit with
+ * emu_pop_commit). */
+int emu_peek(struct emu_cpu *cpu, unsigned size, unsigned offset, uint64_t *v)
+{
+	return emu_read(cpu, SR_SS, (cpu->gpr[X86_RSP] + offset) & mask_of(emu_stack_size(cpu)), size, v);
+}
+
+void emu_pop_commit(struct emu_cpu *cpu, unsigned size)
+{
+	set_sp(cpu, cpu->gpr[X86_RSP] + size);
+}
+
+/* ---- ALU ---- */
+
+enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
+
+static bool alu(struct ctx *c, unsigned size, uint64_t dst, uint64_t src, unsigned op, uint64_t *res)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint64_t m = mask_of(size), r, cin;
+
+	dst &= m;
+	src &= m;
+	switch (op) {
+	case ALU_ADD: r = dst + src; emu_flags_lazy(cpu, FLOP_ADD, size, dst, src, r & m); break;
+	case ALU_ADC:
+		cin = emu_flag(cpu, FL_CF);
+		r = dst + src + cin;
+		emu_flags_lazy(cpu, FLOP_ADC, size, dst, src, r & m);
+		break;
+	case ALU_SBB:
+		cin = emu_flag(cpu, FL_CF);
+		r = dst - src - cin;
+		emu_flags_lazy(cpu, FLOP_SBB, size, dst, src, r & m);
+		break;
+	case ALU_SUB:
+	case ALU_CMP: r = dst - src; emu_flags_lazy(cpu, FLOP_SUB, size, dst, src, r & m); break;
+	case ALU_OR: r = dst | src; emu_flags_lazy(cpu, FLOP_LOGIC, size, dst, src, r); break;
+	case ALU_AND: r = dst & src; emu_flags_lazy(cpu, FLOP_LOGIC, size, dst, src, r); break;
+	default: r = dst ^ src; emu_flags_lazy(cpu, FLOP_LOGIC, size, dst, src, r); break;
+	}
+	*res = r & m;
+	return op != ALU_CMP;
+}
+
+static bool alu_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t src, uint64_t *res)
+{
+	return alu(c, size, old, src, c->alu_op, res);
+}
+
+static int alu_rm(struct ctx *c, unsigned size, unsigned op, uint64_t src)
+{
+	c->alu_op = op;
+	return rm_rmw(c, size, alu_rmw, src, c->in->lock, NULL);
+}
+
+/* ---- shifts and rotates (group 2) ---- */
+
+static int shift(struct ctx *c, unsigned size, unsigned op, unsigned count)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned bits = size * 8;
+	uint64_t m = mask_of(size), v, r;
+	bool cf;
+	int err;
+
+	count &= size == 8 ? 63 : 31;
+	if ((err = rm_read(c, size, &v)))
+		return err;
+	if (!count) /* flags untouched; the operand is still written (32-bit registers zero-extend) */
+		return rm_write(c, size, v);
+	switch (op) {
+	case 0: /* ROL */
+	case 1: { /* ROR */
+		unsigned n = count % bits;
+		r = op == 0 ? ((v << n) | (v >> ((bits - n) % bits))) & m
+			    : ((v >> n) | (v << ((bits - n) % bits))) & m;
+		if (!n)
+			r = v;
+		if ((err = rm_write(c, size, r)))
+			return err;
+		cf = op == 0 ? r & 1 : (r >> (bits - 1)) & 1;
+		{
+			bool msb = (r >> (bits - 1)) & 1;
+			bool of = op == 0 ? msb ^ cf : msb ^ ((r >> (bits - 2)) & 1);
+			emu_flags_update(cpu, FL_CF | FL_OF, (cf ? FL_CF : 0) | (of ? FL_OF : 0));
+		}
+		return 0;
+	}
+	case 2: /* RCL */
+	case 3: { /* RCR */
+		unsigned n = count % (bits + 1);
+		uint64_t carry = emu_flag(cpu, FL_CF);
+		r = v;
+		for (unsigned i = 0; i < n; i++) {
+			if (op == 2) {
+				uint64_t out = (r >> (bits - 1)) & 1;
+				r = ((r << 1) | carry) & m;
+				carry = out;
+			} else {
+				uint64_t out = r & 1;
+				r = (r >> 1) | (carry << (bits - 1));
+				carry = out;
+			}
+		}
+		if ((err = rm_write(c, size, r)))
+			return err;
+		{
+			bool msb = (r >> (bits - 1)) & 1;
+			bool of = op == 2 ? msb ^ carry : msb ^ ((r >> (bits - 2)) & 1);
+			emu_flags_update(cpu, FL_CF | FL_OF, (carry ? FL_CF : 0) | (of ? FL_OF : 0));
+		}
+		return 0;
+	}
+	case 4: /* SHL */
+	case 6: /* SAL */
+		r = count >= bits ? 0 : (v << count) & m;
+		if ((err = rm_write(c, size, r)))
+			return err;
+		emu_flags_lazy(cpu, FLOP_SHL, size, v, count, r);
+		return 0;
+	case 5: /* SHR */
+		r = count >= bits ? 0 : v >> count;
+		if ((err = rm_write(c, size, r)))
+			return err;
+		emu_flags_lazy(cpu, FLOP_SHR, size, v, count, r);
+		return 0;
+	default: /* SAR */
+		r = (uint64_t)((int64_t)sext(v, size) >> (count >= bits ? bits - 1 : count)) & m;
+		if ((err = rm_write(c, size, r)))
+			return err;
+		emu_flags_lazy(cpu, FLOP_SAR, size, v, count, r);
+		return 0;
+	}
+}
+
+/* SHLD / SHRD r/m, reg, count */
+static int shift_double(struct ctx *c, bool left, unsigned count)
+{
+	unsigned size = c->in->opsize, bits = size * 8;
+	uint64_t m = mask_of(size), dst, src = reg_read(c, c->in->reg, size), r;
+	bool cf;
+	int err;
+
+	count &= size == 8 ? 63 : 31;
+	if ((err = rm_read(c, size, &dst)))
+		return err;
+	if (!count)
+		return rm_write(c, size, dst); /* as for shifts: written, flags kept */
+	if (count > bits) /* undefined result for 16-bit operands; any value */
+		count %= bits;
+	if (!count)
+		return rm_write(c, size, dst);
+	if (left) {
+		r = ((dst << count) | (count == bits ? src : src >> (bits - count))) & m;
+		cf = (dst >> (bits - count)) & 1;
+	} else {
+		r = ((dst >> count) | (count == bits ? src : src << (bits - count))) & m;
+		cf = (dst >> (count - 1)) & 1;
+	}
+	if ((err = rm_write(c, size, r)))
+		return err;
+	{
+		uint64_t sign = 1ULL << (bits - 1);
+		uint64_t f = (cf ? FL_CF : 0) | ((((r ^ dst) & sign) != 0) ? FL_OF : 0);
+		f |= !r ? FL_ZF : 0;
+		f |= (r & sign) ? FL_SF : 0;
+		f |= !__builtin_parity((uint8_t)r) ? FL_PF : 0;
+		emu_flags_update(c->cpu, FL_CF | FL_OF | FL_ZF | FL_SF | FL_PF | FL_AF, f);
+	}
+	return 0;
+}
+
+/* ---- multiply and divide (group 3) ---- */
+
+static void set_mul_flags(struct emu_cpu *cpu, bool overflow, uint64_t low, unsigned size)
+{
+	/* CF = OF = the result did not fit; SF ZF PF from the low half (what
+	 * current Intel cores do; architecturally undefined). */
+	uint64_t f = overflow ? FL_CF | FL_OF : 0;
+	uint64_t m = mask_of(size);
+
+	f |= (low & m) == 0 ? FL_ZF : 0;
+	f |= (low >> (size * 8 - 1)) & 1 ? FL_SF : 0;
+	f |= !__builtin_parity((uint8_t)low) ? FL_PF : 0;
+	emu_flags_update(cpu, FL_ARITH, f);
+}
+
+static int mul_div(struct ctx *c, unsigned size, unsigned op)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned bits = size * 8;
+	uint64_t m = mask_of(size), src;
+	int err;
+
+	if ((err = rm_read(c, size, &src)))
+		return err;
+	if (size == 1) {
+		uint16_t ax = cpu->gpr[X86_RAX] & 0xffff;
+		uint8_t s = src;
+		switch (op) {
+		case 4: { uint16_t r = (uint16_t)(ax & 0xff) * s; reg_write(c, X86_RAX, 2, r); set_mul_flags(cpu, r >> 8, r, 1); return 0; }
+		case 5: { int16_t r = (int16_t)(int8_t)ax * (int8_t)s; reg_write(c, X86_RAX, 2, (uint16_t)r); set_mul_flags(cpu, r != (int8_t)r, r, 1); return 0; }
+		case 6: {
+			if (!s) return emu_fault(cpu, EXC_DE, false, 0);
+			uint16_t q = ax / s;
+			if (q > 0xff) return emu_fault(cpu, EXC_DE, false, 0);
+			reg_write(c, X86_RAX, 2, (uint16_t)((ax % s) << 8 | q));
+			return 0;
+		}
+		default: {
+			if (!s) return emu_fault(cpu, EXC_DE, false, 0);
+			int16_t a = (int16_t)ax;
+			if (a == INT16_MIN && (int8_t)s == -1) return emu_fault(cpu, EXC_DE, false, 0);
+			int16_t q = a / (int8_t)s, r = a % (int8_t)s;
+			if (q != (int8_t)q) return emu_fault(cpu, EXC_DE, false, 0);
+			reg_write(c, X86_RAX, 2, (uint16_t)((uint8_t)r << 8 | (uint8_t)q));
+			return 0;
+		}
+		}
+	}
+	{
+		unsigned __int128 a = ((unsigned __int128)(cpu->gpr[X86_RDX] & m) << bits) | (cpu->gpr[X86_RAX] & m);
+		switch (op) {
+		case 4: {
+			unsigned __int128 r = (unsigned __int128)(cpu->gpr[X86_RAX] & m) * src;
+			reg_write(c, X86_RAX, size, (uint64_t)r);
+			reg_write(c, X86_RDX, size, (uint64_t)(r >> bits));
+			set_mul_flags(cpu, (r >> bits) != 0, (uint64_t)r, size);
+			return 0;
+		}
+		case 5: {
+			__int128 r = (__int128)(int64_t)sext(cpu->gpr[X86_RAX], size) * (int64_t)sext(src, size);
+			reg_write(c, X86_RAX, size, (uint64_t)r);
+			reg_write(c, X86_RDX, size, (uint64_t)(r >> bits));
+			set_mul_flags(cpu, r != (__int128)(int64_t)sext((uint64_t)r, size), (uint64_t)r, size);
+			return 0;
+		}
+		case 6: {
+			if (!src) return emu_fault(cpu, EXC_DE, false, 0);
+			unsigned __int128 q = a / src;
+			if (q > m) return emu_fault(cpu, EXC_DE, false, 0);
+			reg_write(c, X86_RAX, size, (uint64_t)q);
+			reg_write(c, X86_RDX, size, (uint64_t)(a % src));
+			return 0;
+		}
+		default: {
+			__int128 sa, q, r;
+			int64_t d = (int64_t)sext(src, size);
+			if (!d) return emu_fault(cpu, EXC_DE, false, 0);
+			/* sign-extend the double-width dividend */
+			sa = (__int128)(a << (128 - 2 * bits)) >> (128 - 2 * bits);
+			if (bits == 64)
+				sa = (__int128)a;
+			/* the one quotient __int128 cannot hold: -2^127 / -1 */
+			if (bits == 64 && d == -1 && (unsigned __int128)sa == (unsigned __int128)1 << 127)
+				return emu_fault(cpu, EXC_DE, false, 0);
+			q = sa / d;
+			r = sa % d;
+			if (q != (__int128)(int64_t)sext((uint64_t)q, size))
+				return emu_fault(cpu, EXC_DE, false, 0);
+			reg_write(c, X86_RAX, size, (uint64_t)q);
+			reg_write(c, X86_RDX, size, (uint64_t)r);
+			return 0;
+		}
+		}
+	}
+}
+
+static void imul_flags(struct ctx *c, unsigned size, int64_t a, int64_t b, uint64_t *res)
+{
+	__int128 r = (__int128)a * b;
+	*res = (uint64_t)r & mask_of(size);
+	set_mul_flags(c->cpu, r != (__int128)(int64_t)sext((uint64_t)r, size), (uint64_t)r, size);
+}
+
+/* ---- group 3 / 4 / 5 helpers ---- */
+
+static bool not_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t arg, uint64_t *res)
+{
+	(void)c, (void)arg;
+	*res = ~old & mask_of(size);
+	return true;
+}
+
+static bool neg_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t arg, uint64_t *res)
+{
+	(void)arg;
+	*res = (0 - old) & mask_of(size);
+	emu_flags_lazy(c->cpu, FLOP_SUB, size, 0, old & mask_of(size), *res);
+	return true;
+}
+
+static bool incdec_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t dec, uint64_t *res)
+{
+	/* CF is kept: put it in rflags before the lazy state takes over */
+	emu_flags_update(c->cpu, FL_CF, emu_flag(c->cpu, FL_CF) ? FL_CF : 0);
+	*res = (dec ? old - 1 : old + 1) & mask_of(size);
+	emu_flags_lazy(c->cpu, dec ? FLOP_DEC : FLOP_INC, size, old, 1, *res);
+	return true;
+}
+
+static bool xadd_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t src, uint64_t *res)
+{
+	return alu(c, size, old, src, ALU_ADD, res);
+}
+
+static bool xchg_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t src, uint64_t *res)
+{
+	(void)c, (void)old;
+	*res = src & mask_of(size);
+	return true;
+}
+
+/* BT/BTS/BTR/BTC: op 0..3 */
+static bool bt_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t arg, uint64_t *res)
+{
+	unsigned bit = arg & (size * 8 - 1), op = arg >> 62;
+	bool cf = (old >> bit) & 1;
+
+	emu_flags_update(c->cpu, FL_CF, cf ? FL_CF : 0);
+	switch (op) {
+	case 1: *res = old | (1ULL << bit); break;
+	case 2: *res = old & ~(1ULL << bit); break;
+	case 3: *res = old ^ (1ULL << bit); break;
+	default: *res = old; return false;
+	}
+	return true;
+}
+
+static int bit_op(struct ctx *c, unsigned op, uint64_t bitoff, bool from_reg)
+{
+	unsigned size = c->in->opsize;
+	struct ctx sub = *c;
+
+	if (from_reg && is_mem(c)) {
+		/* a register bit offset addresses memory beyond the operand */
+		int64_t off = (int64_t)sext(bitoff, size);
+		int64_t words = off >> (size == 8 ? 6 : size == 4 ? 5 : 4);
+		sub.ea = (c->ea + words * (int64_t)size) & addr_mask(c);
+	}
+	return rm_rmw(&sub, size, bt_rmw, ((uint64_t)op << 62) | (bitoff & (size * 8 - 1)),
+		      c->in->lock && op, NULL);
+}
+
+/* ---- string instructions ---- */
+
+static uint64_t count_reg(struct ctx *c)
+{
+	return GPR(c, X86_RCX) & addr_mask(c);
+}
+
+static void set_count(struct ctx *c, uint64_t v)
+{
+	reg_write(c, X86_RCX, c->in->addrsize, v);
+}
+
+static void advance(struct ctx *c, unsigned reg, unsigned size)
+{
+	uint64_t v = GPR(c, reg);
+	v = emu_flag(c->cpu, FL_DF) ? v - size : v + size;
+	reg_write(c, reg, c->in->addrsize, v);
+}
+
+/* One iteration of a string instruction; *stop for REPE/REPNE conditions. */
+static int string_once(struct ctx *c, unsigned size, bool *stop)
+{
+	struct emu_cpu *cpu = c->cpu;
+	const struct emu_insn *in = c->in;
+	unsigned src_seg = in->seg != SR_NONE ? in->seg : SR_DS;
+	uint64_t si = GPR(c, X86_RSI) & addr_mask(c), di = GPR(c, X86_RDI) & addr_mask(c);
+	uint64_t a, b, res;
+	int err;
+
+	*stop = false;
+	switch (in->op) {
+	case 0xa4: case 0xa5: /* MOVS */
+		if ((err = emu_read(cpu, src_seg, si, size, &a)) || (err = emu_write(cpu, SR_ES, di, size, a)))
+			return err;
+		advance(c, X86_RSI, size);
+		advance(c, X86_RDI, size);
+		return 0;
+	case 0xa6: case 0xa7: /* CMPS */
+		if ((err = emu_read(cpu, src_seg, si, size, &a)) || (err = emu_read(cpu, SR_ES, di, size, &b)))
+			return err;
+		alu(c, size, a, b, ALU_CMP, &res);
+		advance(c, X86_RSI, size);
+		advance(c, X86_RDI, size);
+		*stop = emu_flag(cpu, FL_ZF) != (in->rep == 0xf3);
+		return 0;
+	case 0xaa: case 0xab: /* STOS */
+		if ((err = emu_write(cpu, SR_ES, di, size, GPR(c, X86_RAX))))
+			return err;
+		advance(c, X86_RDI, size);
+		return 0;
+	case 0xac: case 0xad: /* LODS */
+		if ((err = emu_read(cpu, src_seg, si, size, &a)))
+			return err;
+		reg_write(c, X86_RAX, size, a);
+		advance(c, X86_RSI, size);
+		return 0;
+	default: /* SCAS */
+		if ((err = emu_read(cpu, SR_ES, di, size, &b)))
+			return err;
+		alu(c, size, GPR(c, X86_RAX), b, ALU_CMP, &res);
+		advance(c, X86_RDI, size);
+		*stop = emu_flag(cpu, FL_ZF) != (in->rep == 0xf3);
+		return 0;
+	}
+}
+
+#define STRING_BATCH 4096 /* iterations per step: interrupts get a look-in */
+
+static int string_op(struct ctx *c, unsigned size)
+{
+	bool cond = c->in->op == 0xa6 || c->in->op == 0xa7 || c->in->op == 0xae || c->in->op == 0xaf;
+	bool stop;
+	int err;
+
+	if (!c->in->rep)
+		return string_once(c, size, &stop);
+	for (unsigned i = 0; i < STRING_BATCH; i++) {
+		if (!count_reg(c))
+			return 0;
+		if ((err = string_once(c, size, &stop)))
+			return err;   /* registers show the iterations done, as on hardware */
+		set_count(c, count_reg(c) - 1);
+		if ((cond && stop) || !count_reg(c))
+			return 0;
+	}
+	c->next = c->cpu->rip;        /* not done: run this instruction again */
+	return 0;
+}
+
+/* ---- branches ---- */
+
+static uint64_t ip_mask(const struct ctx *c)
+{
+	return c->cpu->mode == MODE_LONG64 ? ~0ULL : mask_of(c->in->opsize == 8 ? 8 : c->in->opsize);
+}
+
+int emu_jump(struct ctx *c, uint64_t target)
+{
+	target &= ip_mask(c);
+	if (c->cpu->mode == MODE_LONG64 && (uint64_t)((int64_t)(target << 16) >> 16) != target)
+		return gp0(c);
+	if (c->cpu->mode != MODE_LONG64 && c->cpu->mode != MODE_REAL && target > c->cpu->seg[SR_CS].limit)
+		return gp0(c);
+	c->next = target;
+	return 0;
+}
+
+static int call(struct ctx *c, uint64_t target)
+{
+	unsigned size = c->in->opsize;
+	uint64_t ret = c->next;
+	int err = emu_jump(c, target);
+
+	if (!err && (err = emu_push(c->cpu, size, ret)))
+		c->next = ret;
+	return err;
+}
+
+/* ---- the one-byte map ---- */
+
+static int port_io(struct ctx *c, uint16_t port, unsigned size, bool out)
+{
+	uint8_t data[4];
+	uint64_t v = GPR(c, X86_RAX);
+
+	/* I/O privilege: CPL <= IOPL (the TSS permission bitmap comes with
+	 * the system instructions). */
+	if (c->cpu->mode != MODE_REAL && c->cpu->cpl > ((c->cpu->rflags & FL_IOPL) >> 12))
+		return gp0(c);
+	if (!c->cpu->machine) {
+		if (!out)
+			reg_write(c, X86_RAX, size, mask_of(size));
+		return 0;
+	}
+	memcpy(data, &v, size);
+	machine_pio(c->cpu->machine, port, data, size, out);
+	if (!out) {
+		v = 0;
+		memcpy(&v, data, size);
+		reg_write(c, X86_RAX, size, v);
+	}
+	return 0;
+}
+
+/* Opcodes the integer core leaves to system.c (or #UD). */
+static int system_or_ud(struct ctx *c)
+{
+	bool handled;
+	return emu_exec_system(c, &handled);
+}
+
+static int exec_1b(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	const struct emu_insn *in = c->in;
+	unsigned op = in->op, size = (op & 1) ? in->opsize : 1;
+	uint64_t v, res;
+	int err = 0;
+
+	if (op < 0x40 && (op & 7) < 6) {                  /* ALU */
+		unsigned alu_op = op >> 3;
+		switch (op & 7) {
+		case 0: case 1: return alu_rm(c, size, alu_op, reg_read(c, in->reg, size));
+		case 2: case 3:
+			if ((err = rm_read(c, size, &v)))
+				return err;
+			if (alu(c, size, reg_read(c, in->reg, size), v, alu_op, &res))
+				reg_write(c, in->reg, size, res);
+			return 0;
+		default:
+			if (alu(c, size, reg_read(c, X86_RAX, size), in->imm, alu_op, &res))
+				reg_write(c, X86_RAX, size, res);
+			return 0;
+		}
+	}
+	switch (op) {
+	case 0x40 ... 0x4f: {                              /* INC/DEC r (not 64-bit) */
+		struct ctx r = *c;
+		struct emu_insn rin = *in;
+		rin.mod = 3;
+		rin.rm = op & 7;
+		r.in = &rin;
+		return rm_rmw(&r, in->opsize, incdec_rmw, op >= 0x48, false, NULL);
+	}
+	case 0x50 ... 0x57:                                /* PUSH r */
+		return emu_push(cpu, in->opsize, GPR(c, (op & 7) | ((in->rex & 1) << 3)));
+	case 0x58 ... 0x5f: {                              /* POP r */
+		unsigned r = (op & 7) | ((in->rex & 1) << 3);
+		if ((err = emu_peek(cpu, in->opsize, 0, &v)))
+			return err;
+		emu_pop_commit(cpu, in->opsize);
+		reg_write(c, r, in->opsize, v);
+		return 0;
+	}
+	case 0x63:                                         /* MOVSXD (64-bit mode) */
+		if (cpu->mode != MODE_LONG64)
+			return ud(c);                      /* ARPL: not yet */
+		if ((err = rm_read(c, 4, &v)))
+			return err;
+		reg_write(c, in->reg, in->opsize, in->opsize == 8 ? sext(v, 4) : v);
+		return 0;
+	case 0x68: case 0x6a:                              /* PUSH imm */
+		return emu_push(cpu, in->opsize, in->imm);
+	case 0x69: case 0x6b:                              /* IMUL r, r/m, imm */
+		if ((err = rm_read(c, in->opsize, &v)))
+			return err;
+		imul_flags(c, in->opsize, (int64_t)sext(v, in->opsize), (int64_t)sext(in->imm, in->opsize), &res);
+		reg_write(c, in->reg, in->opsize, res);
+		return 0;
+	case 0x70 ... 0x7f:                                /* Jcc rel8 */
+		return emu_cond(cpu, op & 15) ? emu_jump(c, c->next + in->imm) : 0;
+	case 0x80: case 0x81: case 0x83:                   /* group 1 */
+		size = op == 0x80 ? 1 : in->opsize;
+		return alu_rm(c, size, in->reg & 7, in->imm);
+	case 0x84: case 0x85:                              /* TEST r/m, r */
+		if ((err = rm_read(c, size, &v)))
+			return err;
+		alu(c, size, v, reg_read(c, in->reg, size), ALU_AND, &res);
+		return 0;
+	case 0x86: case 0x87:                              /* XCHG r/m, r (locked) */
+		if ((err = rm_rmw(c, size, xchg_rmw, reg_read(c, in->reg, size), true, &v)))
+			return err;
+		reg_write(c, in->reg, size, v);
+		return 0;
+	case 0x88: case 0x89:                              /* MOV r/m, r */
+		return rm_write(c, size, reg_read(c, in->reg, size));
+	case 0x8a: case 0x8b:                              /* MOV r, r/m */
+		if ((err = rm_read(c, size, &v)))
+			return err;
+		reg_write(c, in->reg, size, v);
+		return 0;
+	case 0x8c:                                         /* MOV r/m, Sreg */
+		if ((in->reg & 7) > SR_GS)
+			return ud(c);
+		return rm_write(c, is_mem(c) ? 2 : in->opsize, cpu->seg[in->reg & 7].sel);
+	case 0x8d:                                         /* LEA */
+		reg_write(c, in->reg, in->opsize, c->ea);
+		return 0;
+	case 0x8f:                                         /* POP r/m */
+		if ((in->reg & 7) != 0)
+			return ud(c);
+		if ((err = emu_peek(cpu, in->opsize, 0, &v)))
+			return err;
+		{
+			/* RSP-based addresses use RSP after the pop */
+			uint64_t old_sp = cpu->gpr[X86_RSP];
+			emu_pop_commit(cpu, in->opsize);
+			calc_ea(c);
+			if ((err = rm_write(c, in->opsize, v)))
+				cpu->gpr[X86_RSP] = old_sp;
+		}
+		return err;
+	case 0x90:                                         /* NOP, PAUSE, XCHG r8, rAX */
+		if (!(in->rex & 1))
+			return 0;
+		/* fall through */
+	case 0x91 ... 0x97: {
+		unsigned r = (op & 7) | ((in->rex & 1) << 3);
+		v = reg_read(c, r, in->opsize);
+		reg_write(c, r, in->opsize, reg_read(c, X86_RAX, in->opsize));
+		reg_write(c, X86_RAX, in->opsize, v);
+		return 0;
+	}
+	case 0x98:                                         /* CBW / CWDE / CDQE */
+		reg_write(c, X86_RAX, in->opsize, sext(GPR(c, X86_RAX), in->opsize / 2));
+		return 0;
+	case 0x99:                                         /* CWD / CDQ / CQO */
+		v = (GPR(c, X86_RAX) >> (in->opsize * 8 - 1)) & 1;
+		reg_write(c, X86_RDX, in->opsize, v ? ~0ULL : 0);
+		return 0;
+	case 0x9b:                                         /* FWAIT */
+		return 0;
+	case 0x9c:                                         /* PUSHF */
+		v = emu_flags_get(cpu) & ~(FL_VM | FL_RF);
+		return emu_push(cpu, in->opsize, v);
+	case 0x9d: {                                       /* POPF */
+		uint64_t keep = FL_VM | FL_RF | FL_VIF | FL_VIP, cur = emu_flags_get(cpu);
+		if ((err = emu_peek(cpu, in->opsize, 0, &v)))
+			return err;
+		if (cpu->cpl > 0)
+			keep |= FL_IOPL;
+		if (cpu->cpl > ((cur & FL_IOPL) >> 12))
+			keep |= FL_IF;
+		v &= mask_of(in->opsize);
+		if (in->opsize == 2)
+			keep |= ~0xffffULL;
+		v = (v & ~keep) | (cur & keep);
+		v &= 0x3f7fd5 | keep;  /* reserved bits read as zero */
+		emu_pop_commit(cpu, in->opsize);
+		emu_flags_set(cpu, v);
+		return 0;
+	}
+	case 0x9e:                                         /* SAHF */
+		emu_flags_update(cpu, FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF, (GPR(c, X86_RAX) >> 8) & 0xd5);
+		return 0;
+	case 0x9f:                                         /* LAHF */
+		/* AH, whatever REX says */
+		GPR(c, X86_RAX) = (GPR(c, X86_RAX) & ~0xff00ULL) | (((emu_flags_get(cpu) & 0xd5) | 0x2) << 8);
+		return 0;
+	case 0xa0 ... 0xa3: {                              /* MOV moffs */
+		unsigned seg = in->seg != SR_NONE ? in->seg : SR_DS;
+		uint64_t off = (uint64_t)in->disp & addr_mask(c);
+		if (op < 0xa2) {
+			if ((err = emu_read(cpu, seg, off, size, &v)))
+				return err;
+			reg_write(c, X86_RAX, size, v);
+			return 0;
+		}
+		return emu_write(cpu, seg, off, size, GPR(c, X86_RAX));
+	}
+	case 0xa4 ... 0xa7: case 0xaa ... 0xaf:            /* string instructions */
+		return string_op(c, size);
+	case 0xa8: case 0xa9:                              /* TEST rAX, imm */
+		alu(c, size, GPR(c, X86_RAX), in->imm, ALU_AND, &res);
+		return 0;
+	case 0xb0 ... 0xb7:                                /* MOV r8, imm8 */
+		reg_write(c, (op & 7) | ((in->rex & 1) << 3), 1, in->imm);
+		return 0;
+	case 0xb8 ... 0xbf:                                /* MOV r, imm */
+		reg_write(c, (op & 7) | ((in->rex & 1) << 3), in->opsize, in->imm);
+		return 0;
+	case 0xc0: case 0xc1:                              /* group 2, imm8 */
+		return shift(c, size, in->reg & 7, in->imm & 0xff);
+	case 0xc2: case 0xc3:                              /* RET near */
+		if ((err = emu_peek(cpu, in->opsize, 0, &v)))
+			return err;
+		if ((err = emu_jump(c, v)))
+			return err;
+		emu_pop_commit(cpu, in->opsize);
+		if (op == 0xc2)
+			set_sp(cpu, cpu->gpr[X86_RSP] + (in->imm & 0xffff));
+		return 0;
+	case 0xc6: case 0xc7:                              /* MOV r/m, imm */
+		if ((in->reg & 7) != 0)
+			return ud(c);
+		return rm_write(c, size, in->imm);
+	case 0xc9: {                                       /* LEAVE */
+		uint64_t old_sp = cpu->gpr[X86_RSP];
+		set_sp(cpu, cpu->gpr[X86_RBP]);
+		if ((err = emu_peek(cpu, in->opsize, 0, &v))) {
+			cpu->gpr[X86_RSP] = old_sp;
+			return err;
+		}
+		emu_pop_commit(cpu, in->opsize);
+		reg_write(c, X86_RBP, in->opsize, v);
+		return 0;
+	}
+	case 0xcc:                                         /* INT3 */
+		if ((err = emu_deliver(cpu, EXC_BP, false, 0, true, c->next)))
+			return err;
+		c->next = cpu->rip;
+		return 0;
+	case 0xd0 ... 0xd3:                                /* group 2, 1 or CL */
+		return shift(c, size, in->reg & 7, op < 0xd2 ? 1 : GPR(c, X86_RCX) & 0xff);
+	case 0xd7: {                                       /* XLAT */
+		unsigned seg = in->seg != SR_NONE ? in->seg : SR_DS;
+		if ((err = emu_read(cpu, seg, (GPR(c, X86_RBX) + (GPR(c, X86_RAX) & 0xff)) & addr_mask(c), 1, &v)))
+			return err;
+		reg_write(c, X86_RAX, 1, v);
+		return 0;
+	}
+	case 0xe0 ... 0xe2: {                              /* LOOPNE / LOOPE / LOOP */
+		uint64_t n = (count_reg(c) - 1) & addr_mask(c);
+		bool take = n != 0;
+		if (op == 0xe0) take = take && !emu_flag(cpu, FL_ZF);
+		if (op == 0xe1) take = take && emu_flag(cpu, FL_ZF);
+		if (take && (err = emu_jump(c, c->next + in->imm)))
+			return err;
+		set_count(c, n);
+		return 0;
+	}
+	case 0xe3:                                         /* JrCXZ */
+		return count_reg(c) ? 0 : emu_jump(c, c->next + in->imm);
+	case 0xe4: case 0xe5: case 0xe6: case 0xe7:        /* IN/OUT imm8 */
+		return port_io(c, in->imm & 0xff, size == 1 ? 1 : MIN(in->opsize, 4u), op >= 0xe6);
+	case 0xe8:                                         /* CALL rel */
+		return call(c, c->next + in->imm);
+	case 0xe9: case 0xeb:                              /* JMP rel */
+		return emu_jump(c, c->next + in->imm);
+	case 0xec: case 0xed: case 0xee: case 0xef:        /* IN/OUT DX */
+		return port_io(c, GPR(c, X86_RDX) & 0xffff, size == 1 ? 1 : MIN(in->opsize, 4u), op >= 0xee);
+	case 0xf4:                                         /* HLT */
+		if (cpu->cpl)
+			return gp0(c);
+		return EMU_HALT;
+	case 0xf5:                                         /* CMC */
+		emu_flags_update(cpu, FL_CF, emu_flag(cpu, FL_CF) ? 0 : FL_CF);
+		return 0;
+	case 0xf6: case 0xf7:                              /* group 3 */
+		switch (in->reg & 7) {
+		case 0: case 1:
+			if ((err = rm_read(c, size, &v)))
+				return err;
+			alu(c, size, v, in->imm, ALU_AND, &res);
+			return 0;
+		case 2: return rm_rmw(c, size, not_rmw, 0, in->lock, NULL);
+		case 3: return rm_rmw(c, size, neg_rmw, 0, in->lock, NULL);
+		default: return mul_div(c, size, in->reg & 7);
+		}
+	case 0xf8: case 0xf9:                              /* CLC / STC */
+		emu_flags_update(cpu, FL_CF, op & 1 ? FL_CF : 0);
+		return 0;
+	case 0xfa: case 0xfb:                              /* CLI / STI */
+		if (cpu->mode != MODE_REAL && cpu->cpl > ((cpu->rflags & FL_IOPL) >> 12))
+			return gp0(c);
+		if (op == 0xfb && !(cpu->rflags & FL_IF))
+			cpu->interrupt_shadow = true;
+		cpu->rflags = op == 0xfb ? cpu->rflags | FL_IF : cpu->rflags & ~FL_IF;
+		return 0;
+	case 0xfc: case 0xfd:                              /* CLD / STD */
+		cpu->rflags = op & 1 ? cpu->rflags | FL_DF : cpu->rflags & ~FL_DF;
+		return 0;
+	case 0xfe:                                         /* group 4 */
+		if ((in->reg & 7) > 1)
+			return ud(c);
+		return rm_rmw(c, 1, incdec_rmw, in->reg & 1, in->lock, NULL);
+	case 0xff:                                         /* group 5 */
+		switch (in->reg & 7) {
+		case 0: case 1:
+			return rm_rmw(c, in->opsize, incdec_rmw, in->reg & 1, in->lock, NULL);
+		case 2:
+			if ((err = rm_read(c, in->opsize, &v)))
+				return err;
+			return call(c, v);
+		case 4:
+			if ((err = rm_read(c, in->opsize, &v)))
+				return err;
+			return emu_jump(c, v);
+		case 6:
+			if ((err = rm_read(c, in->opsize, &v)))
+				return err;
+			return emu_push(cpu, in->opsize, v);
+		default:
+			return system_or_ud(c);            /* far CALL/JMP */
+		}
+	}
+	return system_or_ud(c);
+}
+
+/* ---- the 0F map ---- */
+
+static bool cmpxchg_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t src, uint64_t *res)
+{
+	uint64_t acc = reg_read(c, X86_RAX, size), tmp;
+
+	alu(c, size, acc, old, ALU_CMP, &tmp);
+	/* Unequal: the SDM writes the old value back to memory (a CAS that
+	 * changes nothing); a register destination keeps its upper half, so
+	 * nothing is written at all. */
+	*res = src;
+	return acc == (old & mask_of(size));
+}
+
+static int exec_0f(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	const struct emu_insn *in = c->in;
+	unsigned op = in->op, size = in->opsize;
+	uint64_t v, res;
+	int err;
+
+	switch (op) {
+	case 0x0b: case 0xb9:                              /* UD2, UD1 */
+		return ud(c);
+	case 0x0d: case 0x18 ... 0x1f:                     /* prefetch, hint NOPs */
+		return 0;
+	case 0x40 ... 0x4f:                                /* CMOVcc */
+		if ((err = rm_read(c, size, &v)))
+			return err;
+		if (emu_cond(cpu, op & 15))
+			reg_write(c, in->reg, size, v);
+		else if (size == 4)
+			reg_write(c, in->reg, 4, reg_read(c, in->reg, 4)); /* zero-extends anyway */
+		return 0;
+	case 0x80 ... 0x8f:                                /* Jcc rel */
+		return emu_cond(cpu, op & 15) ? emu_jump(c, c->next + in->imm) : 0;
+	case 0x90 ... 0x9f:                                /* SETcc */
+		return rm_write(c, 1, emu_cond(cpu, op & 15));
+	case 0xa3: return bit_op(c, 0, reg_read(c, in->reg, size), true);  /* BT */
+	case 0xab: return bit_op(c, 1, reg_read(c, in->reg, size), true);  /* BTS */
+	case 0xb3: return bit_op(c, 2, reg_read(c, in->reg, size), true);  /* BTR */
+	case 0xbb: return bit_op(c, 3, reg_read(c, in->reg, size), true);  /* BTC */
+	case 0xba:                                         /* group 8 */
+		if ((in->reg & 7) < 4)
+			return ud(c);
+		return bit_op(c, (in->reg & 7) - 4, in->imm & 0xff, false);
+	case 0xa4: case 0xa5:                              /* SHLD */
+		return shift_double(c, true, op == 0xa4 ? in->imm & 0xff : GPR(c, X86_RCX) & 0xff);
+	case 0xac: case 0xad:                              /* SHRD */
+		return shift_double(c, false, op == 0xac ? in->imm & 0xff : GPR(c, X86_RCX) & 0xff);
+	case 0xaf:                                         /* IMUL r, r/m */
+		if ((err = rm_read(c, size, &v)))
+			return err;
+		imul_flags(c, size, (int64_t)sext(reg_read(c, in->reg, size), size), (int64_t)sext(v, size), &res);
+		reg_write(c, in->reg, size, res);
+		return 0;
+	case 0xb0: case 0xb1:                              /* CMPXCHG */
+		size = op == 0xb0 ? 1 : size;
+		if ((err = rm_rmw(c, size, cmpxchg_rmw, reg_read(c, in->reg, size), in->lock, &v)))
+			return err;
+		if (!emu_flag(cpu, FL_ZF))
+			reg_write(c, X86_RAX, size, v);
+		return 0;
+	case 0xb6: case 0xb7:                              /* MOVZX */
+		if ((err = rm_read(c, op == 0xb6 ? 1 : 2, &v)))
+			return err;
+		reg_write(c, in->reg, size, v);
+		return 0;
+	case 0xbe: case 0xbf:                              /* MOVSX */
+		if ((err = rm_read(c, op == 0xbe ? 1 : 2, &v)))
+			return err;
+		reg_write(c, in->reg, size, sext(v, op == 0xbe ? 1 : 2));
+		return 0;
+	case 0xb8:                                         /* POPCNT (F3) */
+		if (in->rep != 0xf3)
+			return ud(c);
+		if ((err = rm_read(c, size, &v)))
+			return err;
+		reg_write(c, in->reg, size, __builtin_popcountll(v));
+		emu_flags_update(cpu, FL_ARITH, v ? 0 : FL_ZF);
+		return 0;
+	case 0xbc: case 0xbd:                              /* BSF, BSR (TZCNT/LZCNT not advertised) */
+		if ((err = rm_read(c, size, &v)))
+			return err;
+		if (!v) {
+			emu_flags_update(cpu, FL_ZF, FL_ZF); /* destination unchanged */
+			return 0;
+		}
+		reg_write(c, in->reg, size, op == 0xbc ? (uint64_t)__builtin_ctzll(v) : 63 - (uint64_t)__builtin_clzll(v));
+		emu_flags_update(cpu, FL_ZF, 0);
+		return 0;
+	case 0xc0: case 0xc1:                              /* XADD */
+		size = op == 0xc0 ? 1 : size;
+		if (!is_mem(c)) {
+			/* the source is written first: XADD r, r leaves the sum */
+			uint64_t dst = reg_read(c, in->rm, size), src = reg_read(c, in->reg, size);
+			xadd_rmw(c, size, dst, src, &res);
+			reg_write(c, in->reg, size, dst);
+			reg_write(c, in->rm, size, res);
+			return 0;
+		}
+		if ((err = rm_rmw(c, size, xadd_rmw, reg_read(c, in->reg, size), in->lock, &v)))
+			return err;
+		reg_write(c, in->reg, size, v);
+		return 0;
+	case 0xc8 ... 0xcf: {                              /* BSWAP */
+		unsigned r = (op & 7) | ((in->rex & 1) << 3);
+		if (size == 8)
+			GPR(c, r) = __builtin_bswap64(GPR(c, r));
+		else if (size == 4)
+			GPR(c, r) = __builtin_bswap32((uint32_t)GPR(c, r));
+		else
+			reg_write(c, r, 2, 0);         /* undefined; zero as Intel cores do */
+		return 0;
+	}
+	}
+	return system_or_ud(c);
+}
+
+/* ---- fetch, decode, execute ---- */
+
+static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
+{
+	uint8_t buf[EMU_INSN_MAX];
+	uint64_t linear;
+	unsigned avail;
+	int err, r;
+
+	if ((err = emu_linear(cpu, SR_CS, cpu->rip, 1, ACC_EXEC, &linear)))
+		return err;
+	avail = MIN(EMU_INSN_MAX, 4096 - (linear & 0xfff));
+	if ((err = emu_read_linear(cpu, linear, buf, avail, ACC_EXEC)))
+		return err;
+	r = emu_decode(buf, avail, cpu->mode, in);
+	if (r == DECODE_NEED_MORE) {
+		/* The instruction crosses into the next page: fetch that too. */
+		if ((err = emu_read_linear(cpu, linear + avail, buf + avail, EMU_INSN_MAX - avail, ACC_EXEC)))
+			return err;
+		r = emu_decode(buf, EMU_INSN_MAX, cpu->mode, in);
+	}
+	if (r == DECODE_TOO_LONG)
+		return emu_fault(cpu, EXC_GP, true, 0);
+	if (r != DECODE_OK)
+		return emu_fault(cpu, EXC_UD, false, 0);
+	return 0;
+}
+
+int emu_step(struct emu_cpu *cpu)
+{
+	struct emu_insn in;
+	struct ctx c = { .cpu = cpu, .in = &in };
+	bool shadow = cpu->interrupt_shadow;
+	int r;
+
+	if (fetch_decode(cpu, &in))
+		return EMU_FAULT;
+	/* IP wraps at the code segment's size */
+	c.next = cpu->rip + in.len;
+	if (cpu->mode != MODE_LONG64)
+		c.next &= cpu->seg[SR_CS].db ? 0xffffffffULL : 0xffffULL;
+	if (in.has_modrm && in.mod != 3)
+		calc_ea(&c);
+	r = in.map == MAP_1B ? exec_1b(&c) : in.map == MAP_0F ? exec_0f(&c) : ud(&c);
+	if (r < 0)
+		return EMU_FAULT;
+	cpu->rip = c.next;
+	if (shadow) /* the shadow of STI / MOV SS covers one instruction: this one */
+		cpu->interrupt_shadow = false;
+	return r == EMU_HALT ? EMU_HALT : EMU_OK;
+}
+
+void emu_cpu_update_mode(struct emu_cpu *cpu)
+{
+	const struct x86_seg *cs = &cpu->seg[SR_CS];
+
+	if (!(cpu->cr0 & X86_CR0_PE))
+		cpu->mode = MODE_REAL;
+	else if (cpu->efer & X86_EFER_LMA)
+		cpu->mode = cs->l ? MODE_LONG64 : cs->db ? MODE_COMPAT32 : MODE_COMPAT16;
+	else
+		cpu->mode = cs->db ? MODE_PROT32 : MODE_PROT16;
+	cpu->cpl = cpu->mode == MODE_REAL ? 0 : cs->dpl;
+}
+
+void emu_cpu_reset(struct emu_cpu *cpu)
+{
+	struct guest_mem *mem = cpu->mem;
+	struct machine *m = cpu->machine;
+	struct emu_lapic *l = cpu->lapic;
+	unsigned index = cpu->index, ncpus = cpu->ncpus;
+	struct x86_seg data = { .limit = 0xffff, .type = 0x3, .s = 1, .present = 1 };
+
+	memset(cpu, 0, sizeof(*cpu));
+	cpu->mem = mem;
+	cpu->machine = m;
+	cpu->lapic = l;
+	cpu->index = index;
+	cpu->ncpus = ncpus;
+	for (unsigned i = 0; i < 6; i++)
+		cpu->seg[i] = data;
+	cpu->seg[SR_CS] = (struct x86_seg){ .base = 0xffff0000, .limit = 0xffff, .sel = 0xf000,
+					    .type = 0xb, .s = 1, .present = 1 };
+	cpu->rip = 0xfff0;
+	cpu->gpr[X86_RDX] = 0x600; /* family 6 */
+	cpu->rflags = 0x2;
+	cpu->cr0 = 0x60000010;
+	cpu->gdt.limit = cpu->idt.limit = 0xffff;
+	cpu->ldt = (struct x86_seg){ .limit = 0xffff, .type = 0x2, .present = 1 };
+	cpu->tr = (struct x86_seg){ .limit = 0xffff, .type = 0xb, .present = 1 };
+	cpu->dr[6] = 0xffff0ff0;
+	cpu->dr[7] = 0x400;
+	cpu->msr.pat = 0x0007040600070406ULL;
+	cpu->xcr0 = 1;
+	memset(cpu->fxsave, 0, sizeof(cpu->fxsave));
+	cpu->fxsave[0] = 0x7f; cpu->fxsave[1] = 0x03;      /* FCW 0x037f */
+	cpu->fxsave[24] = 0x80; cpu->fxsave[25] = 0x1f;    /* MXCSR 0x1f80 */
+	emu_cpu_update_mode(cpu);
+	emu_tlb_flush(cpu, true);
+}

@@ -1,0 +1,672 @@
+/* System instructions: segment loads through descriptor tables, far
+ * transfers, GDTR/IDTR/LDTR/TR, control and debug registers, MSRs,
+ * CPUID and the TSC. Everything a guest writes here is checked the way
+ * the SDM says the CPU checks it, and violations raise the documented
+ * exception; nothing a guest does reaches the host. */
+#include "exec_internal.h"
+#include "flags.h"
+#include "irqchip.h"
+
+#include "kumo/util.h"
+
+#include <string.h>
+
+#define EMU_TSC_HZ 1000000000ULL /* the guest TSC counts nanoseconds */
+
+#define MSR_TSC            0x10
+#define MSR_APIC_BASE      0x1b
+#define MSR_MTRRCAP        0xfe
+#define MSR_SYSENTER_CS    0x174
+#define MSR_SYSENTER_ESP   0x175
+#define MSR_SYSENTER_EIP   0x176
+#define MSR_MISC_ENABLE    0x1a0
+#define MSR_PAT            0x277
+#define MSR_MTRR_DEF_TYPE  0x2ff
+#define MSR_TSC_DEADLINE   0x6e0
+#define MSR_EFER           0xc0000080
+#define MSR_STAR           0xc0000081
+#define MSR_LSTAR          0xc0000082
+#define MSR_CSTAR          0xc0000083
+#define MSR_SFMASK         0xc0000084
+#define MSR_FS_BASE        0xc0000100
+#define MSR_GS_BASE        0xc0000101
+#define MSR_KERNEL_GS_BASE 0xc0000102
+#define MSR_TSC_AUX        0xc0000103
+
+#define EFER_SCE (1ULL << 0)
+#define EFER_NXE (1ULL << 11)
+#define CR0_WP (1ULL << 16)
+#define CR0_AM (1ULL << 18)
+#define CR0_NW (1ULL << 29)
+#define CR0_CD (1ULL << 30)
+#define CR0_TS (1ULL << 3)
+#define CR0_EM (1ULL << 2)
+#define CR0_MP (1ULL << 1)
+#define CR4_TSD (1ULL << 2)
+#define CR4_PSE (1ULL << 4)
+#define CR4_PGE (1ULL << 7)
+/* what kumo's CPU implements: VME/PVI/DE/MCE/PCE/UMIP/LA57/VMXE/... are not */
+#define CR4_SUPPORTED (CR4_TSD | CR4_PSE | X86_CR4_PAE | CR4_PGE | (1ULL << 9) /* OSFXSR */ | \
+		       (1ULL << 10) /* OSXMMEXCPT */)
+#define CR0_SUPPORTED (X86_CR0_PE | CR0_MP | CR0_EM | CR0_TS | X86_CR0_ET | (1ULL << 5) /* NE */ | \
+		       CR0_WP | CR0_AM | CR0_NW | CR0_CD | X86_CR0_PG)
+
+static uint64_t guest_tsc(const struct emu_cpu *cpu)
+{
+	return now_ns() + cpu->msr.tsc_offset; /* 1 GHz: ns are ticks */
+}
+
+static int gp(struct emu_cpu *cpu, uint32_t error)
+{
+	return emu_fault(cpu, EXC_GP, true, error);
+}
+
+/* ---- descriptors ---- */
+
+static void desc_to_seg(uint64_t d, uint16_t sel, struct x86_seg *s)
+{
+	s->base = ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000);
+	s->limit = (d & 0xffff) | ((d >> 32) & 0xf0000);
+	s->g = (d >> 55) & 1;
+	if (s->g)
+		s->limit = (s->limit << 12) | 0xfff;
+	s->type = (d >> 40) & 0xf;
+	s->s = (d >> 44) & 1;
+	s->dpl = (d >> 45) & 3;
+	s->present = (d >> 47) & 1;
+	s->avl = (d >> 52) & 1;
+	s->l = (d >> 53) & 1;
+	s->db = (d >> 54) & 1;
+	s->unusable = 0;
+	s->sel = sel;
+}
+
+/* Reads the 8-byte descriptor for sel (16 bytes for system descriptors in
+ * long mode when wide). #GP(sel) outside the table. */
+static int read_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t *d, bool wide, uint64_t *addr)
+{
+	bool local = sel & 4;
+	uint64_t base = local ? cpu->ldt.base : cpu->gdt.base;
+	uint32_t limit = local ? cpu->ldt.limit : cpu->gdt.limit;
+	unsigned index = sel & ~7u, len = wide ? 16 : 8;
+
+	if ((local && (cpu->ldt.unusable || !cpu->ldt.present)) || index + len - 1 > limit)
+		return gp(cpu, sel & 0xfffc);
+	*addr = base + index;
+	return emu_read_linear(cpu, *addr, d, len, ACC_READ | ACC_IMPLICIT);
+}
+
+static void set_accessed(struct emu_cpu *cpu, uint64_t addr, uint64_t d)
+{
+	uint8_t type = (d >> 40) & 0xff;
+
+	if (!(type & 1)) {
+		type |= 1;
+		if (emu_write_linear(cpu, addr + 5, &type, 1, ACC_WRITE | ACC_IMPLICIT))
+			cpu->exc = (struct emu_exception){ 0 }; /* a read-only GDT: leave it */
+	}
+}
+
+int emu_load_seg(struct emu_cpu *cpu, unsigned sreg, uint16_t sel)
+{
+	struct x86_seg *s = &cpu->seg[sreg];
+	uint64_t d[2], addr;
+	unsigned rpl = sel & 3, dpl;
+	bool code, readable, writable, conforming;
+	int err;
+
+	if (cpu->mode == MODE_REAL) {
+		s->sel = sel;
+		s->base = (uint64_t)sel << 4;
+		return 0;
+	}
+	if (!(sel & ~3u)) {
+		if (sreg == SR_SS && !(cpu->mode == MODE_LONG64 && cpu->cpl < 3 && rpl == cpu->cpl))
+			return gp(cpu, 0);
+		*s = (struct x86_seg){ .sel = sel, .unusable = 1, .dpl = sreg == SR_SS ? cpu->cpl : 0 };
+		if (sreg == SR_SS)
+			s->db = 1, s->present = 1, s->type = 3, s->s = 1;
+		return 0;
+	}
+	if ((err = read_desc(cpu, sel, d, false, &addr)))
+		return err;
+	code = (d[0] >> 43) & 1;
+	readable = !code || ((d[0] >> 41) & 1);
+	writable = !code && ((d[0] >> 41) & 1);
+	conforming = code && ((d[0] >> 42) & 1);
+	dpl = (d[0] >> 45) & 3;
+	if (!((d[0] >> 44) & 1))                     /* a system descriptor */
+		return gp(cpu, sel & 0xfffc);
+	if (sreg == SR_SS) {
+		if (!writable || rpl != cpu->cpl || dpl != cpu->cpl)
+			return gp(cpu, sel & 0xfffc);
+		if (!((d[0] >> 47) & 1))
+			return emu_fault(cpu, EXC_SS, true, sel & 0xfffc);
+	} else {
+		if (!readable)
+			return gp(cpu, sel & 0xfffc);
+		if (!conforming && dpl < MAX(cpu->cpl, rpl))
+			return gp(cpu, sel & 0xfffc);
+		if (!((d[0] >> 47) & 1))
+			return emu_fault(cpu, EXC_NP, true, sel & 0xfffc);
+	}
+	set_accessed(cpu, addr, d[0]);
+	desc_to_seg(d[0] | (1ULL << 40), sel, s);
+	if (sreg == SR_SS)
+		cpu->interrupt_shadow = true;
+	return 0;
+}
+
+/* Loads CS for a far JMP/CALL/RET to the same privilege level. */
+static int load_cs(struct emu_cpu *cpu, uint16_t sel, unsigned new_cpl)
+{
+	uint64_t d[2], addr;
+	unsigned dpl;
+	int err;
+
+	if (cpu->mode == MODE_REAL) {
+		cpu->seg[SR_CS].sel = sel;
+		cpu->seg[SR_CS].base = (uint64_t)sel << 4;
+		return 0;
+	}
+	if (!(sel & ~3u))
+		return gp(cpu, 0);
+	if ((err = read_desc(cpu, sel, d, false, &addr)))
+		return err;
+	dpl = (d[0] >> 45) & 3;
+	if (!((d[0] >> 44) & 1) || !((d[0] >> 43) & 1)) /* not a code segment (gates: not yet) */
+		return gp(cpu, sel & 0xfffc);
+	if (((d[0] >> 42) & 1) ? dpl > new_cpl : dpl != new_cpl)
+		return gp(cpu, sel & 0xfffc);
+	if (!((d[0] >> 47) & 1))
+		return emu_fault(cpu, EXC_NP, true, sel & 0xfffc);
+	if ((cpu->efer & X86_EFER_LMA) && ((d[0] >> 53) & 1) && ((d[0] >> 54) & 1))
+		return gp(cpu, sel & 0xfffc);            /* L and D both set */
+	set_accessed(cpu, addr, d[0]);
+	desc_to_seg(d[0] | (1ULL << 40), (sel & ~3u) | new_cpl, &cpu->seg[SR_CS]);
+	emu_cpu_update_mode(cpu);
+	return 0;
+}
+
+int emu_far_jump(struct ctx *c, uint16_t sel, uint64_t offset, bool call, unsigned size)
+{
+	struct emu_cpu *cpu = c->cpu;
+	struct x86_seg old_cs = cpu->seg[SR_CS];
+	enum emu_mode old_mode = cpu->mode;
+	uint64_t old_rsp = cpu->gpr[X86_RSP];
+	int err;
+
+	if (call && ((err = emu_push(cpu, size, old_cs.sel)) || (err = emu_push(cpu, size, c->next))))
+		goto undo;
+	if ((err = load_cs(cpu, sel, cpu->cpl)))
+		goto undo;
+	c->next = size == 2 ? offset & 0xffff : size == 4 ? (uint32_t)offset : offset;
+	return 0;
+undo:
+	cpu->seg[SR_CS] = old_cs;
+	cpu->mode = old_mode;
+	cpu->gpr[X86_RSP] = old_rsp;
+	return err;
+}
+
+/* RETF to the same privilege level (an outer one comes with the rest). */
+static int far_return(struct ctx *c, uint16_t pop_extra)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned size = c->in->opsize;
+	uint64_t ip, cs;
+	int err;
+
+	if ((err = emu_peek(cpu, size, 0, &ip)) || (err = emu_peek(cpu, size, size, &cs)))
+		return err;
+	if (cpu->mode != MODE_REAL && (cs & 3) != cpu->cpl)
+		return gp(cpu, cs & 0xfffc);
+	if ((err = load_cs(cpu, cs, cpu->cpl)))
+		return err;
+	emu_pop_commit(cpu, 2 * size + pop_extra);
+	c->next = size == 8 ? ip : ip & mask_of(size);
+	return 0;
+}
+
+/* ---- descriptor-table registers ---- */
+
+static int load_dtable(struct ctx *c, struct x86_dtable *dt)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint64_t limit, base;
+	unsigned bsize = cpu->mode == MODE_LONG64 ? 8 : 4;
+	int err;
+
+	if (cpu->cpl)
+		return gp(cpu, 0);
+	if (!is_mem(c))
+		return ud(c);
+	if ((err = emu_read(cpu, c->seg, c->ea, 2, &limit)) ||
+	    (err = emu_read(cpu, c->seg, (c->ea + 2) & addr_mask(c), bsize, &base)))
+		return err;
+	if (c->in->opsize == 2 && cpu->mode != MODE_LONG64)
+		base &= 0xffffff;
+	dt->limit = limit;
+	dt->base = base;
+	return 0;
+}
+
+static int store_dtable(struct ctx *c, const struct x86_dtable *dt)
+{
+	struct emu_cpu *cpu = c->cpu;
+	int err;
+
+	if (!is_mem(c))
+		return ud(c);
+	if ((err = emu_write(cpu, c->seg, c->ea, 2, dt->limit)))
+		return err;
+	return emu_write(cpu, c->seg, (c->ea + 2) & addr_mask(c), cpu->mode == MODE_LONG64 ? 8 : 4, dt->base);
+}
+
+/* LLDT / LTR: a system descriptor (16 bytes in long mode). */
+static int load_system_seg(struct ctx *c, bool tr)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint64_t sel, d[2] = { 0, 0 }, addr;
+	unsigned type;
+	int err;
+
+	if (cpu->mode == MODE_REAL)
+		return ud(c);
+	if (cpu->cpl)
+		return gp(cpu, 0);
+	if ((err = rm_read(c, 2, &sel)))
+		return err;
+	if (!(sel & ~3u)) {
+		if (tr)
+			return gp(cpu, 0);
+		cpu->ldt = (struct x86_seg){ .unusable = 1 };
+		return 0;
+	}
+	if (sel & 4)
+		return gp(cpu, sel & 0xfffc);
+	if ((err = read_desc(cpu, sel, d, cpu->mode == MODE_LONG64, &addr)))
+		return err;
+	type = (d[0] >> 40) & 0x1f;                  /* S bit and type */
+	if (tr ? (type != 0x09 && (cpu->mode == MODE_LONG64 || type != 0x01)) : type != 0x02)
+		return gp(cpu, sel & 0xfffc);
+	if (!((d[0] >> 47) & 1))
+		return emu_fault(cpu, EXC_NP, true, sel & 0xfffc);
+	if (tr) {
+		uint8_t busy = ((d[0] >> 40) & 0xff) | 2;
+		if ((err = emu_write_linear(cpu, addr + 5, &busy, 1, ACC_WRITE | ACC_IMPLICIT)))
+			return err;
+		d[0] |= 2ULL << 40;
+	}
+	desc_to_seg(d[0], sel, tr ? &cpu->tr : &cpu->ldt);
+	if (cpu->mode == MODE_LONG64)
+		(tr ? &cpu->tr : &cpu->ldt)->base |= (d[1] & 0xffffffff) << 32;
+	return 0;
+}
+
+/* ---- control registers ---- */
+
+static int write_cr0(struct emu_cpu *cpu, uint64_t v)
+{
+	uint64_t old = cpu->cr0;
+
+	v |= X86_CR0_ET;
+	if (v >> 32 || (v & ~CR0_SUPPORTED) || ((v & X86_CR0_PG) && !(v & X86_CR0_PE)) ||
+	    ((v & CR0_NW) && !(v & CR0_CD)))
+		return gp(cpu, 0);
+	if ((v & X86_CR0_PG) && !(old & X86_CR0_PG) && (cpu->efer & X86_EFER_LME)) {
+		if (!(cpu->cr4 & X86_CR4_PAE) || cpu->seg[SR_CS].l)
+			return gp(cpu, 0);
+		cpu->efer |= X86_EFER_LMA;
+	}
+	if (!(v & X86_CR0_PG) && (old & X86_CR0_PG)) {
+		if (cpu->mode == MODE_LONG64)
+			return gp(cpu, 0);
+		cpu->efer &= ~X86_EFER_LMA;
+	}
+	cpu->cr0 = v;
+	if ((old ^ v) & (X86_CR0_PG | X86_CR0_PE | CR0_WP))
+		emu_tlb_flush(cpu, true);
+	emu_cpu_update_mode(cpu);
+	return 0;
+}
+
+static int write_cr4(struct emu_cpu *cpu, uint64_t v)
+{
+	if (v & ~CR4_SUPPORTED)
+		return gp(cpu, 0);
+	if ((cpu->efer & X86_EFER_LMA) && !(v & X86_CR4_PAE))
+		return gp(cpu, 0);
+	if ((v ^ cpu->cr4) & (X86_CR4_PAE | CR4_PSE | CR4_PGE))
+		emu_tlb_flush(cpu, true);
+	cpu->cr4 = v;
+	return 0;
+}
+
+static int mov_cr(struct ctx *c, bool to_cr)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned cr = c->in->reg, size = cpu->mode == MODE_LONG64 ? 8 : 4;
+	uint64_t v;
+
+	if (cpu->cpl)
+		return gp(cpu, 0);
+	if (!to_cr) {
+		switch (cr) {
+		case 0: v = cpu->cr0; break;
+		case 2: v = cpu->cr2; break;
+		case 3: v = cpu->cr3; break;
+		case 4: v = cpu->cr4; break;
+		case 8: v = cpu->lapic ? emu_lapic_get_cr8(cpu->lapic) : 0; break;
+		default: return ud(c);
+		}
+		reg_write(c, c->in->rm, size, v);
+		return 0;
+	}
+	v = GPR(c, c->in->rm) & mask_of(size);
+	switch (cr) {
+	case 0: return write_cr0(cpu, v);
+	case 2: cpu->cr2 = v; return 0;
+	case 3:
+		if (cpu->mode == MODE_LONG64 && v >> 46)
+			return gp(cpu, 0);
+		cpu->cr3 = v;
+		emu_tlb_flush(cpu, false);
+		return 0;
+	case 4: return write_cr4(cpu, v);
+	case 8:
+		if (v > 15)
+			return gp(cpu, 0);
+		if (cpu->lapic)
+			emu_lapic_set_cr8(cpu->lapic, v);
+		return 0;
+	default: return ud(c);
+	}
+}
+
+static int mov_dr(struct ctx *c, bool to_dr)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned dr = c->in->reg, size = cpu->mode == MODE_LONG64 ? 8 : 4;
+
+	if (cpu->cpl)
+		return gp(cpu, 0);
+	if (dr == 4 || dr == 5)
+		dr += 2;               /* aliases of DR6/DR7 without CR4.DE */
+	if (dr > 7)
+		return ud(c);
+	if (to_dr)
+		cpu->dr[dr] = GPR(c, c->in->rm) & mask_of(size);
+	else
+		reg_write(c, c->in->rm, size, cpu->dr[dr]);
+	return 0;
+}
+
+/* ---- MSRs ---- */
+
+static int rdmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t *v)
+{
+	switch (msr) {
+	case MSR_TSC: *v = guest_tsc(cpu); return 0;
+	case MSR_APIC_BASE: *v = cpu->lapic ? emu_lapic_get_base(cpu->lapic) : 0xfee00900; return 0;
+	case MSR_MTRRCAP: case MSR_MTRR_DEF_TYPE: *v = 0; return 0;
+	case MSR_SYSENTER_CS: *v = cpu->msr.sysenter_cs; return 0;
+	case MSR_SYSENTER_ESP: *v = cpu->msr.sysenter_esp; return 0;
+	case MSR_SYSENTER_EIP: *v = cpu->msr.sysenter_eip; return 0;
+	case MSR_MISC_ENABLE: *v = cpu->msr.misc_enable | 1; return 0; /* fast strings */
+	case MSR_PAT: *v = cpu->msr.pat; return 0;
+	case MSR_TSC_DEADLINE: *v = cpu->lapic ? emu_lapic_get_tsc_deadline(cpu->lapic) : 0; return 0;
+	case MSR_EFER: *v = cpu->efer; return 0;
+	case MSR_STAR: *v = cpu->msr.star; return 0;
+	case MSR_LSTAR: *v = cpu->msr.lstar; return 0;
+	case MSR_CSTAR: *v = cpu->msr.cstar; return 0;
+	case MSR_SFMASK: *v = cpu->msr.sfmask; return 0;
+	case MSR_FS_BASE: *v = cpu->seg[SR_FS].base; return 0;
+	case MSR_GS_BASE: *v = cpu->seg[SR_GS].base; return 0;
+	case MSR_KERNEL_GS_BASE: *v = cpu->msr.kernel_gs_base; return 0;
+	case MSR_TSC_AUX: *v = cpu->msr.tsc_aux; return 0;
+	}
+	return -1;
+}
+
+static bool canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+static int wrmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
+{
+	switch (msr) {
+	case MSR_TSC: cpu->msr.tsc_offset = v - now_ns(); return 0;
+	case MSR_APIC_BASE: if (cpu->lapic) emu_lapic_set_base(cpu->lapic, v); return 0;
+	case MSR_MTRR_DEF_TYPE: return 0;
+	case MSR_SYSENTER_CS: cpu->msr.sysenter_cs = v & 0xffff; return 0;
+	case MSR_SYSENTER_ESP: if (!canonical(v)) return -1; cpu->msr.sysenter_esp = v; return 0;
+	case MSR_SYSENTER_EIP: if (!canonical(v)) return -1; cpu->msr.sysenter_eip = v; return 0;
+	case MSR_MISC_ENABLE: cpu->msr.misc_enable = v; return 0;
+	case MSR_PAT: cpu->msr.pat = v; return 0;
+	case MSR_TSC_DEADLINE: if (cpu->lapic) emu_lapic_set_tsc_deadline(cpu->lapic, v, now_ns()); return 0;
+	case MSR_EFER: {
+		uint64_t allowed = EFER_SCE | X86_EFER_LME | EFER_NXE;
+		if (v & ~(allowed | X86_EFER_LMA))
+			return -1;
+		/* LME cannot change while paging is on; LMA is the CPU's */
+		if ((cpu->cr0 & X86_CR0_PG) && ((v ^ cpu->efer) & X86_EFER_LME))
+			return -1;
+		if ((v ^ cpu->efer) & EFER_NXE)
+			emu_tlb_flush(cpu, true);
+		cpu->efer = (v & allowed) | (cpu->efer & X86_EFER_LMA);
+		return 0;
+	}
+	case MSR_STAR: cpu->msr.star = v; return 0;
+	case MSR_LSTAR: if (!canonical(v)) return -1; cpu->msr.lstar = v; return 0;
+	case MSR_CSTAR: if (!canonical(v)) return -1; cpu->msr.cstar = v; return 0;
+	case MSR_SFMASK: cpu->msr.sfmask = v & 0xffffffff; return 0;
+	case MSR_FS_BASE: if (!canonical(v)) return -1; cpu->seg[SR_FS].base = v; return 0;
+	case MSR_GS_BASE: if (!canonical(v)) return -1; cpu->seg[SR_GS].base = v; return 0;
+	case MSR_KERNEL_GS_BASE: if (!canonical(v)) return -1; cpu->msr.kernel_gs_base = v; return 0;
+	case MSR_TSC_AUX: cpu->msr.tsc_aux = v & 0xffffffff; return 0;
+	}
+	return -1;
+}
+
+/* ---- CPUID: exactly what this CPU implements ---- */
+
+#define CPUID_MAX_BASIC 0xb
+#define CPUID_MAX_EXT   0x80000008
+
+static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	unsigned ncpus = cpu->ncpus ? cpu->ncpus : 1;
+
+	memset(r, 0, 16);
+	switch (leaf) {
+	case 0:
+		r[0] = CPUID_MAX_BASIC;
+		memcpy(&r[1], "Kumo", 4);                 /* EBX EDX ECX: "KumoEmuX86_6" */
+		memcpy(&r[3], "EmuX", 4);
+		memcpy(&r[2], "86_6", 4);
+		break;
+	case 1:
+		r[0] = 0x000606a0;                        /* family 6 */
+		r[1] = (cpu->index << 24) | (ncpus << 16) | (8 << 8);
+		r[2] = (1u << 23) | (1u << 31);           /* POPCNT, hypervisor */
+		r[3] = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 9) | (1u << 13) |
+		       (1u << 15) | (1u << 16) | (ncpus > 1 ? 1u << 28 : 0);
+		/* PSE TSC MSR PAE APIC PGE CMOV PAT HTT */
+		break;
+	case 0xb:
+		r[3] = cpu->index;
+		if (sub == 0) { r[1] = 1; r[2] = 0x100; }
+		else if (sub == 1) {
+			unsigned shift = 0;
+			while ((1u << shift) < ncpus)
+				shift++;
+			r[0] = shift; r[1] = ncpus; r[2] = 0x201;
+		} else {
+			r[2] = sub;
+		}
+		break;
+	case 0x80000000:
+		r[0] = CPUID_MAX_EXT;
+		break;
+	case 0x80000001:
+		r[2] = 1u << 0;                           /* LAHF/SAHF in 64-bit mode */
+		r[3] = (1u << 20) | (1u << 29);           /* NX, long mode */
+		break;
+	case 0x80000008:
+		r[0] = 46 | (48 << 8);                    /* physical, linear address bits */
+		break;
+	}
+}
+
+/* ---- the dispatcher ---- */
+
+int emu_exec_system(struct ctx *c, bool *handled)
+{
+	struct emu_cpu *cpu = c->cpu;
+	const struct emu_insn *in = c->in;
+	uint64_t v;
+	int err;
+
+	*handled = true;
+	if (in->map == MAP_1B) {
+		switch (in->op) {
+		case 0x8e:                                   /* MOV Sreg, r/m */
+			if ((in->reg & 7) == SR_CS || (in->reg & 7) > SR_GS)
+				return ud(c);
+			if ((err = rm_read(c, 2, &v)))
+				return err;
+			return emu_load_seg(cpu, in->reg & 7, v);
+		case 0xea: {                                 /* JMP ptr16:16/32 */
+			return emu_far_jump(c, in->imm2, in->imm, false, in->opsize);
+		}
+		case 0x9a:                                   /* CALL ptr16:16/32 */
+			return emu_far_jump(c, in->imm2, in->imm, true, in->opsize);
+		case 0xca: case 0xcb:                        /* RETF */
+			return far_return(c, in->op == 0xca ? in->imm & 0xffff : 0);
+		case 0xff: {                                 /* CALL/JMP m16:16/32/64 */
+			uint64_t sel;
+			unsigned size = in->opsize;
+			if ((in->reg & 7) != 3 && (in->reg & 7) != 5)
+				break;
+			if (!is_mem(c))
+				return ud(c);
+			if ((err = emu_read(cpu, c->seg, c->ea, size, &v)) ||
+			    (err = emu_read(cpu, c->seg, (c->ea + size) & addr_mask(c), 2, &sel)))
+				return err;
+			return emu_far_jump(c, sel, v, (in->reg & 7) == 3, size);
+		}
+		case 0xcd:                                   /* INT n */
+			if ((err = emu_deliver(cpu, in->imm & 0xff, false, 0, true, c->next)))
+				return err;
+			c->next = cpu->rip;
+			return 0;
+		case 0xcf:                                   /* IRET */
+			return emu_iret(c);
+		case 0x06: case 0x0e: case 0x16: case 0x1e:  /* PUSH ES/CS/SS/DS */
+			return emu_push(cpu, in->opsize, cpu->seg[in->op >> 3].sel);
+		case 0x07: case 0x17: case 0x1f:             /* POP ES/SS/DS */
+			if ((err = emu_peek(cpu, in->opsize, 0, &v)) || (err = emu_load_seg(cpu, in->op >> 3, v)))
+				return err;
+			emu_pop_commit(cpu, in->opsize);
+			return 0;
+		}
+	} else if (in->map == MAP_0F) {
+		switch (in->op) {
+		case 0x00:                                   /* group 6 */
+			switch (in->reg & 7) {
+			case 0: return rm_write(c, is_mem(c) ? 2 : in->opsize, cpu->ldt.sel);  /* SLDT */
+			case 1: return rm_write(c, is_mem(c) ? 2 : in->opsize, cpu->tr.sel);   /* STR */
+			case 2: return load_system_seg(c, false);                               /* LLDT */
+			case 3: return load_system_seg(c, true);                                /* LTR */
+			}
+			return ud(c);
+		case 0x01:                                   /* group 7 */
+			if (in->mod == 3) {
+				unsigned rm = in->rm & 7;
+				switch ((in->reg & 7) << 3 | rm) {
+				case 0x38:                   /* SWAPGS */
+					if (cpu->mode != MODE_LONG64)
+						return ud(c);
+					if (cpu->cpl)
+						return gp(cpu, 0);
+					v = cpu->seg[SR_GS].base;
+					cpu->seg[SR_GS].base = cpu->msr.kernel_gs_base;
+					cpu->msr.kernel_gs_base = v;
+					return 0;
+				}
+				return ud(c);
+			}
+			switch (in->reg & 7) {
+			case 0: return store_dtable(c, &cpu->gdt);                              /* SGDT */
+			case 1: return store_dtable(c, &cpu->idt);                              /* SIDT */
+			case 2: return load_dtable(c, &cpu->gdt);                               /* LGDT */
+			case 3: return load_dtable(c, &cpu->idt);                               /* LIDT */
+			case 4: return rm_write(c, 2, cpu->cr0);                                /* SMSW */
+			case 7:                                                                 /* INVLPG */
+				if (cpu->cpl)
+					return gp(cpu, 0);
+				{
+					uint64_t linear;
+					if (emu_linear(cpu, c->seg, c->ea, 1, ACC_READ, &linear) == 0)
+						emu_tlb_flush_page(cpu, linear);
+					cpu->exc = (struct emu_exception){ 0 };
+				}
+				return 0;
+			}
+			return ud(c);
+		case 0x06:                                   /* CLTS */
+			if (cpu->cpl)
+				return gp(cpu, 0);
+			cpu->cr0 &= ~CR0_TS;
+			return 0;
+		case 0x08: case 0x09:                        /* INVD, WBINVD */
+			return cpu->cpl ? gp(cpu, 0) : 0;
+		case 0x20: case 0x22:                        /* MOV CR */
+			return mov_cr(c, in->op == 0x22);
+		case 0x21: case 0x23:                        /* MOV DR */
+			return mov_dr(c, in->op == 0x23);
+		case 0x30: case 0x32: {                      /* WRMSR, RDMSR */
+			uint32_t msr = GPR(c, X86_RCX);
+			if (cpu->cpl)
+				return gp(cpu, 0);
+			if (in->op == 0x30) {
+				v = (GPR(c, X86_RDX) << 32) | (uint32_t)GPR(c, X86_RAX);
+				return wrmsr(cpu, msr, v) ? gp(cpu, 0) : 0;
+			}
+			if (rdmsr(cpu, msr, &v))
+				return gp(cpu, 0);
+			GPR(c, X86_RAX) = (uint32_t)v;
+			GPR(c, X86_RDX) = v >> 32;
+			return 0;
+		}
+		case 0x31:                                   /* RDTSC */
+			if ((cpu->cr4 & CR4_TSD) && cpu->cpl)
+				return gp(cpu, 0);
+			v = guest_tsc(cpu);
+			GPR(c, X86_RAX) = (uint32_t)v;
+			GPR(c, X86_RDX) = v >> 32;
+			return 0;
+		case 0xa2: {                                 /* CPUID */
+			uint32_t r[4];
+			cpuid(cpu, GPR(c, X86_RAX), GPR(c, X86_RCX), r);
+			GPR(c, X86_RAX) = r[0];
+			GPR(c, X86_RBX) = r[1];
+			GPR(c, X86_RCX) = r[2];
+			GPR(c, X86_RDX) = r[3];
+			return 0;
+		}
+		case 0xa0: case 0xa8:                        /* PUSH FS/GS */
+			return emu_push(cpu, in->opsize, cpu->seg[in->op == 0xa0 ? SR_FS : SR_GS].sel);
+		case 0xa1: case 0xa9:                        /* POP FS/GS */
+			if ((err = emu_peek(cpu, in->opsize, 0, &v)) ||
+			    (err = emu_load_seg(cpu, in->op == 0xa1 ? SR_FS : SR_GS, v)))
+				return err;
+			emu_pop_commit(cpu, in->opsize);
+			return 0;
+		}
+	}
+	*handled = false;
+	return ud(c);
+}
