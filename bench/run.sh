@@ -7,8 +7,12 @@ build=$top/${1:-build}
 guests=$top/build-test/tests/guests
 [ -f "$top/build-test/build.ninja" ] ||
 	meson setup "$top/build-test" -Db_sanitize=address,undefined -Db_lundef=false
-ninja -C "$top/build-test" tests/guests/hello.elf tests/guests/idle.elf tests/guests/exits.elf >/dev/null
+ninja -C "$top/build-test" tests/guests/hello.elf tests/guests/idle.elf tests/guests/exits.elf \
+	tests/guests/bench_int.elf tests/guests/bench_mem.elf tests/guests/bench_interp.elf >/dev/null
 python3 "$top/bench/start/bench_start.py" "$build/kumo-vmm" "$guests/hello.elf" \
 	--idle-guest "$guests/idle.elf" --runs 10
 echo
 python3 "$top/bench/exits/bench_exits.py" "$build/kumo-vmm" "$guests/exits.elf" --runs 5
+echo
+# kumo's own CPU (emu) against QEMU TCG: guest MIPS
+python3 "$top/bench/emu/bench_emu.py" "$build/kumo-vmm" "$guests" --runs 5

@@ -296,8 +296,17 @@ int emu_iret(struct ctx *c)
 								    .present = 1, .db = 1, .type = 3, .s = 1 };
 			}
 			cpu->gpr[X86_RSP] = sp;
+			cpu->interrupt_shadow = false;  /* IRET's SS load opens no shadow */
 		} else {
 			emu_pop_commit(cpu, 3 * size);
+		}
+		/* to an outer level: data segments the new CPL may not use become null */
+		for (unsigned s = SR_ES; outer && s <= SR_GS; s++) {
+			struct x86_seg *g = &cpu->seg[s];
+			if (s == SR_CS || s == SR_SS || g->unusable)
+				continue;
+			if (g->dpl < new_cpl && (g->type & 0xc) != 0xc)
+				*g = (struct x86_seg){ .unusable = 1 };
 		}
 		emu_flags_set(cpu, (flags & ~keep & 0x3f7fd5) | (cur & keep) | 0x2);
 		cpu->nmi_blocked = false;

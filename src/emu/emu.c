@@ -377,7 +377,11 @@ static uint64_t service(struct emu_vm *vm, struct emu_vcpu *ev, unsigned index, 
 		cpu->rip = 0;
 		ev->state = VCPU_RUN;
 	}
-	if (ev->state != VCPU_WAIT_SIPI && (cpu->rflags & FL_IF) && !cpu->interrupt_shadow) {
+	/* NMI: not masked by IF; blocked from its delivery until the next IRET */
+	if (ev->state != VCPU_WAIT_SIPI && !cpu->nmi_blocked && emu_lapic_take_nmi(ev->lapic)) {
+		cpu->nmi_blocked = true;
+		*deliver = EXC_NMI;
+	} else if (ev->state != VCPU_WAIT_SIPI && (cpu->rflags & FL_IF) && !cpu->interrupt_shadow) {
 		int v = emu_lapic_pending(ev->lapic);
 		if (v >= 0) {
 			emu_lapic_ack(ev->lapic, v);

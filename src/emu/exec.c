@@ -1,8 +1,8 @@
 /* The executor: one x86 instruction per emu_step(). This part holds the
  * integer instructions every mode shares (ALU, moves, stack, branches,
  * strings, bit operations, multiply/divide); system.c has the system
- * instructions and deliver.c exception delivery. x87 and SSE are not
- * there yet: they raise #UD (and CPUID does not advertise them). */
+ * instructions, deliver.c exception delivery, sse.c and x87.c the SIMD
+ * and floating-point instructions. */
 #include "exec.h"
 #include "flags.h"
 
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "exec_internal.h"
+#include "sse.h"
 
 /* Read-modify-write of the r/m operand: fn computes the new value (and
  * the flags) from the old one. LOCK (or an implicit lock) on RAM is a
@@ -452,6 +453,9 @@ static void advance(struct ctx *c, unsigned reg, unsigned size)
 	reg_write(c, reg, c->in->addrsize, v);
 }
 
+static void port_access(struct ctx *c, uint16_t port, unsigned size, bool out, uint64_t *v);
+static int io_check(struct ctx *c, uint16_t port, unsigned size);
+
 /* One iteration of a string instruction; *stop for REPE/REPNE conditions. */
 static int string_once(struct ctx *c, unsigned size, bool *stop)
 {
@@ -487,6 +491,19 @@ static int string_once(struct ctx *c, unsigned size, bool *stop)
 		if ((err = emu_read(cpu, src_seg, si, size, &a)))
 			return err;
 		reg_write(c, X86_RAX, size, a);
+		advance(c, X86_RSI, size);
+		return 0;
+	case 0x6c: case 0x6d: /* INS */
+		a = 0;
+		port_access(c, GPR(c, X86_RDX) & 0xffff, size, false, &a);
+		if ((err = emu_write(cpu, SR_ES, di, size, a)))
+			return err;
+		advance(c, X86_RDI, size);
+		return 0;
+	case 0x6e: case 0x6f: /* OUTS */
+		if ((err = emu_read(cpu, src_seg, si, size, &a)))
+			return err;
+		port_access(c, GPR(c, X86_RDX) & 0xffff, size, true, &a);
 		advance(c, X86_RSI, size);
 		return 0;
 	default: /* SCAS */
@@ -553,15 +570,57 @@ static int call(struct ctx *c, uint64_t target)
 
 /* ---- the one-byte map ---- */
 
+/* I/O privilege: CPL <= IOPL, else every bit for the ports in the TSS's
+ * I/O permission bitmap must be clear (#GP(0) otherwise, or when the
+ * bitmap or the TSS is too short). */
+static int io_check(struct ctx *c, uint16_t port, unsigned size)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint64_t base = 0, bits = 0;
+	unsigned off;
+
+	if (cpu->mode == MODE_REAL || cpu->cpl <= ((cpu->rflags & FL_IOPL) >> 12))
+		return 0;
+	if (cpu->tr.unusable || !cpu->tr.present || (cpu->tr.type & 7) != 3 || cpu->tr.limit < 0x67)
+		return gp0(c);
+	if (emu_read_linear(cpu, cpu->tr.base + 0x66, &base, 2, ACC_READ | ACC_IMPLICIT))
+		return -EFAULT;
+	off = (unsigned)base + port / 8;
+	if (off + 1 > cpu->tr.limit)
+		return gp0(c);
+	if (emu_read_linear(cpu, cpu->tr.base + off, &bits, 2, ACC_READ | ACC_IMPLICIT))
+		return -EFAULT;
+	if ((bits >> (port & 7)) & ((1u << size) - 1))
+		return gp0(c);
+	return 0;
+}
+
+/* One port access of size 1, 2 or 4 bytes, after io_check. */
+static void port_access(struct ctx *c, uint16_t port, unsigned size, bool out, uint64_t *v)
+{
+	uint8_t data[4];
+
+	if (!c->cpu->machine) {
+		if (!out)
+			*v = mask_of(size);
+		return;
+	}
+	memcpy(data, v, size);
+	machine_pio(c->cpu->machine, port, data, size, out);
+	if (!out) {
+		*v = 0;
+		memcpy(v, data, size);
+	}
+}
+
 static int port_io(struct ctx *c, uint16_t port, unsigned size, bool out)
 {
 	uint8_t data[4];
 	uint64_t v = GPR(c, X86_RAX);
+	int err;
 
-	/* I/O privilege: CPL <= IOPL (the TSS permission bitmap comes with
-	 * the system instructions). */
-	if (c->cpu->mode != MODE_REAL && c->cpu->cpl > ((c->cpu->rflags & FL_IOPL) >> 12))
-		return gp0(c);
+	if ((err = io_check(c, port, size)))
+		return err;
 	if (!c->cpu->machine) {
 		if (!out)
 			reg_write(c, X86_RAX, size, mask_of(size));
@@ -581,6 +640,10 @@ static int port_io(struct ctx *c, uint16_t port, unsigned size, bool out)
 static int system_or_ud(struct ctx *c)
 {
 	bool handled;
+	int r = emu_exec_simd(c, &handled);   /* x87, MMX, SSE (sse.c, x87.c) */
+
+	if (handled)
+		return r;
 	return emu_exec_system(c, &handled);
 }
 
@@ -629,7 +692,7 @@ static int exec_1b(struct ctx *c)
 	}
 	case 0x63:                                         /* MOVSXD (64-bit mode) */
 		if (cpu->mode != MODE_LONG64)
-			return ud(c);                      /* ARPL: not yet */
+			return system_or_ud(c);            /* ARPL */
 		if ((err = rm_read(c, 4, &v)))
 			return err;
 		reg_write(c, in->reg, in->opsize, in->opsize == 8 ? sext(v, 4) : v);
@@ -744,6 +807,11 @@ static int exec_1b(struct ctx *c)
 		return emu_write(cpu, seg, off, size, GPR(c, X86_RAX));
 	}
 	case 0xa4 ... 0xa7: case 0xaa ... 0xaf:            /* string instructions */
+		return string_op(c, size);
+	case 0x6c ... 0x6f:                                /* INS / OUTS */
+		size = size == 1 ? 1 : MIN(in->opsize, 4u);
+		if ((err = io_check(c, GPR(c, X86_RDX) & 0xffff, size)))
+			return err;
 		return string_op(c, size);
 	case 0xa8: case 0xa9:                              /* TEST rAX, imm */
 		alu(c, size, GPR(c, X86_RAX), in->imm, ALU_AND, &res);
@@ -1035,7 +1103,7 @@ int emu_step(struct emu_cpu *cpu)
 		c.next &= cpu->seg[SR_CS].db ? 0xffffffffULL : 0xffffULL;
 	if (in.has_modrm && in.mod != 3)
 		calc_ea(&c);
-	r = in.map == MAP_1B ? exec_1b(&c) : in.map == MAP_0F ? exec_0f(&c) : ud(&c);
+	r = in.map == MAP_1B ? exec_1b(&c) : in.map == MAP_0F ? exec_0f(&c) : system_or_ud(&c);
 	if (r < 0)
 		return EMU_FAULT;
 	cpu->rip = c.next;

@@ -4,6 +4,7 @@
  * the SDM says the CPU checks it, and violations raise the documented
  * exception; nothing a guest does reaches the host. */
 #include "exec_internal.h"
+#include "sse.h"
 #include "flags.h"
 #include "irqchip.h"
 
@@ -209,7 +210,9 @@ undo:
 	return err;
 }
 
-/* RETF to the same privilege level (an outer one comes with the rest). */
+static int far_return_outer(struct ctx *c, uint16_t cs, uint64_t ip, uint16_t pop_extra);
+
+/* RETF: to the same privilege level, or to an outer one (popping SS:SP). */
 static int far_return(struct ctx *c, uint16_t pop_extra)
 {
 	struct emu_cpu *cpu = c->cpu;
@@ -219,8 +222,10 @@ static int far_return(struct ctx *c, uint16_t pop_extra)
 
 	if ((err = emu_peek(cpu, size, 0, &ip)) || (err = emu_peek(cpu, size, size, &cs)))
 		return err;
-	if (cpu->mode != MODE_REAL && (cs & 3) != cpu->cpl)
+	if (cpu->mode != MODE_REAL && (cs & 3) < cpu->cpl)
 		return gp(cpu, cs & 0xfffc);
+	if (cpu->mode != MODE_REAL && (cs & 3) > cpu->cpl)
+		return far_return_outer(c, cs, ip, pop_extra);
 	if ((err = load_cs(cpu, cs, cpu->cpl)))
 		return err;
 	emu_pop_commit(cpu, 2 * size + pop_extra);
@@ -470,6 +475,436 @@ static int wrmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
 	return -1;
 }
 
+/* ---- legacy integer instructions the integer core leaves here ---- */
+
+static void stack_set(struct emu_cpu *cpu, uint64_t sp)
+{
+	unsigned s = emu_stack_size(cpu);
+	uint64_t *r = &cpu->gpr[X86_RSP];
+
+	*r = s == 8 ? sp : s == 4 ? (uint32_t)sp : (*r & ~0xffffULL) | (sp & 0xffff);
+}
+
+/* SF ZF PF from AL, the rest as given. */
+static void bcd_flags(struct emu_cpu *cpu, uint8_t al, bool cf, bool af)
+{
+	uint64_t f = (cf ? FL_CF : 0) | (af ? FL_AF : 0) | (al ? 0 : FL_ZF) | ((al & 0x80) ? FL_SF : 0) |
+		     (__builtin_parity(al) ? 0 : FL_PF);
+	emu_flags_update(cpu, FL_ARITH, f);
+}
+
+static int bcd(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint64_t ax = GPR(c, X86_RAX) & 0xffff;
+	uint8_t al = ax, ah = ax >> 8, old_al = al, base;
+	bool cf = emu_flag(cpu, FL_CF), af = emu_flag(cpu, FL_AF), ncf = false, naf = false;
+
+	switch (c->in->op) {
+	case 0x27:                                   /* DAA */
+	case 0x2f:                                   /* DAS */
+		if ((al & 0xf) > 9 || af) {
+			ncf = cf || (c->in->op == 0x27 ? al > 0xf9 : al < 6);
+			al = c->in->op == 0x27 ? al + 6 : al - 6;
+			naf = true;
+		}
+		if (old_al > 0x99 || cf) {
+			al = c->in->op == 0x27 ? al + 0x60 : al - 0x60;
+			ncf = true;
+		}
+		reg_write(c, X86_RAX, 1, al);
+		bcd_flags(cpu, al, ncf, naf);
+		return 0;
+	case 0x37:                                   /* AAA */
+	case 0x3f:                                   /* AAS */
+		if ((al & 0xf) > 9 || af) {
+			ax = c->in->op == 0x37 ? ax + 0x106 : ax - 0x106;
+			ncf = naf = true;
+		}
+		ax &= 0xff0f;
+		reg_write(c, X86_RAX, 2, ax);
+		bcd_flags(cpu, ax & 0xff, ncf, naf);
+		return 0;
+	case 0xd4:                                   /* AAM */
+		base = c->in->imm;
+		if (!base)
+			return emu_fault(cpu, EXC_DE, false, 0);
+		ah = al / base;
+		al = al % base;
+		reg_write(c, X86_RAX, 2, (uint16_t)(ah << 8 | al));
+		bcd_flags(cpu, al, false, false);
+		return 0;
+	default:                                     /* AAD */
+		al = (uint8_t)(al + ah * (uint8_t)c->in->imm);
+		reg_write(c, X86_RAX, 2, al);
+		bcd_flags(cpu, al, false, false);
+		return 0;
+	}
+}
+
+static int pusha_popa(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned size = c->in->opsize;
+	uint64_t old_sp = cpu->gpr[X86_RSP], v[8];
+	int err;
+
+	if (c->in->op == 0x60) {
+		for (unsigned r = 0; r < 8; r++) {
+			if ((err = emu_push(cpu, size, r == X86_RSP ? old_sp : GPR(c, r)))) {
+				cpu->gpr[X86_RSP] = old_sp;
+				return err;
+			}
+		}
+		return 0;
+	}
+	for (unsigned i = 0; i < 8; i++)
+		if ((err = emu_peek(cpu, size, i * size, &v[7 - i])))
+			return err;
+	for (unsigned r = 0; r < 8; r++)
+		if (r != X86_RSP)
+			reg_write(c, r, size, v[r]);
+	emu_pop_commit(cpu, 8 * size);
+	return 0;
+}
+
+static int enter(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned size = c->in->opsize, level = c->in->imm & 31;
+	uint64_t smask = mask_of(emu_stack_size(cpu)), old_sp = cpu->gpr[X86_RSP];
+	uint64_t bp = cpu->gpr[X86_RBP], frame, v;
+	int err;
+
+	if ((err = emu_push(cpu, size, bp)))
+		goto undo;
+	frame = cpu->gpr[X86_RSP] & smask;
+	if (level) {
+		for (unsigned i = 1; i < level; i++) {
+			bp = (bp - size) & smask;
+			if ((err = emu_read(cpu, SR_SS, bp, size, &v)) || (err = emu_push(cpu, size, v)))
+				goto undo;
+		}
+		if ((err = emu_push(cpu, size, frame)))
+			goto undo;
+	}
+	/* the lowest byte of the new frame must be writable too */
+	v = (cpu->gpr[X86_RSP] - c->in->imm2) & smask;
+	if (c->in->imm2 && (err = emu_linear(cpu, SR_SS, v, 1, ACC_WRITE, &bp)))
+		goto undo;
+	reg_write(c, X86_RBP, size, frame);
+	stack_set(cpu, v);
+	return 0;
+undo:
+	cpu->gpr[X86_RSP] = old_sp;
+	return err;
+}
+
+/* LES LDS LSS LFS LGS: a far pointer from memory. */
+static int load_far_ptr(struct ctx *c, unsigned sreg)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned size = c->in->opsize;
+	uint64_t off, sel;
+	int err;
+
+	if (!is_mem(c))
+		return ud(c);
+	if ((err = emu_read(cpu, c->seg, c->ea, size, &off)) ||
+	    (err = emu_read(cpu, c->seg, (c->ea + size) & addr_mask(c), 2, &sel)) ||
+	    (err = emu_load_seg(cpu, sreg, sel)))
+		return err;
+	reg_write(c, c->in->reg, size, off);
+	return 0;
+}
+
+static int bound(struct ctx *c)
+{
+	unsigned size = c->in->opsize;
+	uint64_t lo, hi;
+	int64_t idx = (int64_t)sext(reg_read(c, c->in->reg, size), size);
+	int err;
+
+	if ((err = emu_read(c->cpu, c->seg, c->ea, size, &lo)) ||
+	    (err = emu_read(c->cpu, c->seg, (c->ea + size) & addr_mask(c), size, &hi)))
+		return err;
+	if (idx < (int64_t)sext(lo, size) || idx > (int64_t)sext(hi, size))
+		return emu_fault(c->cpu, EXC_BR, false, 0);
+	return 0;
+}
+
+static int arpl(struct ctx *c)
+{
+	uint64_t dst, src = reg_read(c, c->in->reg, 2);
+	int err;
+
+	if (c->cpu->mode == MODE_REAL)
+		return ud(c);
+	if ((err = rm_read(c, 2, &dst)))
+		return err;
+	if ((dst & 3) < (src & 3)) {
+		if ((err = rm_write(c, 2, (dst & ~3ULL) | (src & 3))))
+			return err;
+		emu_flags_update(c->cpu, FL_ZF, FL_ZF);
+	} else {
+		emu_flags_update(c->cpu, FL_ZF, 0);
+	}
+	return 0;
+}
+
+static bool cas16(void *p, uint64_t exp[2], const uint64_t des[2])
+{
+#if defined(__x86_64__)
+	bool ok;
+	__asm__ volatile("lock cmpxchg16b %1"
+			 : "=@ccz"(ok), "+m"(*(volatile unsigned __int128 *)p), "+a"(exp[0]), "+d"(exp[1])
+			 : "b"(des[0]), "c"(des[1])
+			 : "memory");
+	return ok;
+#else
+	/* no 16-byte CAS on this host: not atomic against other vCPUs */
+	uint64_t *q = p;
+	if (q[0] == exp[0] && q[1] == exp[1]) {
+		q[0] = des[0], q[1] = des[1];
+		return true;
+	}
+	exp[0] = q[0], exp[1] = q[1];
+	return false;
+#endif
+}
+
+/* CMPXCHG8B / CMPXCHG16B m: EDX:EAX (RDX:RAX) against memory. */
+static int cmpxchg_wide(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	bool wide = c->in->opsize == 8;
+	unsigned half = wide ? 8 : 4, size = 2 * half;
+	uint64_t m = mask_of(half);
+	uint64_t exp[2] = { GPR(c, X86_RAX) & m, GPR(c, X86_RDX) & m };
+	uint64_t des[2] = { GPR(c, X86_RBX) & m, GPR(c, X86_RCX) & m };
+	uint64_t old[2] = { 0, 0 };
+	bool eq;
+	void *p;
+	int err;
+
+	if (!is_mem(c))
+		return ud(c);
+	if (wide && (c->ea & 15))
+		return gp(cpu, 0);
+	p = emu_host_ptr(cpu, c->seg, c->ea, size, ACC_WRITE, &err);
+	if (err)
+		return err;
+	if (p && wide) {
+		old[0] = exp[0], old[1] = exp[1];
+		eq = cas16(p, old, des);
+	} else if (p) {
+		uint64_t e = exp[0] | exp[1] << 32;
+		eq = __atomic_compare_exchange_n((uint64_t *)p, &e, des[0] | des[1] << 32, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		old[0] = (uint32_t)e, old[1] = e >> 32;
+	} else {
+		/* split or MMIO: not atomic, as for CMPXCHG */
+		if ((err = emu_read(cpu, c->seg, c->ea, half, &old[0])) ||
+		    (err = emu_read(cpu, c->seg, (c->ea + half) & addr_mask(c), half, &old[1])))
+			return err;
+		eq = old[0] == exp[0] && old[1] == exp[1];
+		if ((err = emu_write(cpu, c->seg, c->ea, half, eq ? des[0] : old[0])) ||
+		    (err = emu_write(cpu, c->seg, (c->ea + half) & addr_mask(c), half, eq ? des[1] : old[1])))
+			return err;
+	}
+	emu_flags_update(cpu, FL_ZF, eq ? FL_ZF : 0);
+	if (!eq) {
+		reg_write(c, X86_RAX, half, old[0]);
+		reg_write(c, X86_RDX, half, old[1]);
+	}
+	return 0;
+}
+
+/* LAR LSL VERR VERW: ZF says whether the selector passes; *d its descriptor. */
+static bool desc_visible(struct emu_cpu *cpu, uint16_t sel, unsigned what, uint64_t *d)
+{
+	uint64_t dd[2], addr;
+	unsigned type, dpl;
+	bool lm = cpu->efer & X86_EFER_LMA;
+
+	if (!(sel & ~3u))
+		return false;
+	if (read_desc(cpu, sel, dd, false, &addr)) {
+		cpu->exc = (struct emu_exception){ 0 };
+		return false;
+	}
+	*d = dd[0];
+	type = (dd[0] >> 40) & 0xf;
+	dpl = (dd[0] >> 45) & 3;
+	if (!((dd[0] >> 44) & 1)) {                  /* system descriptors */
+		if (what == 0)                               /* LAR */
+			return lm ? (type == 2 || type == 9 || type == 0xb || type == 0xc)
+				  : (type && type != 8 && type != 0xa && type != 0xd && type != 0xe && type != 0xf);
+		if (what == 1)                               /* LSL */
+			return lm ? (type == 2 || type == 9 || type == 0xb)
+				  : (type == 1 || type == 2 || type == 3 || type == 9 || type == 0xb);
+		return false;
+	}
+	if (!((type & 0xc) == 0xc) && dpl < MAX(cpu->cpl, sel & 3u))  /* conforming code: no check */
+		return false;
+	if (what == 2)                                       /* VERR: readable */
+		return !(type & 8) || (type & 2);
+	if (what == 3)                                       /* VERW: writable data */
+		return !(type & 8) && (type & 2);
+	return true;
+}
+
+static int lar_lsl(struct ctx *c, unsigned what)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint64_t sel, d = 0;
+	bool ok;
+	int err;
+
+	if (cpu->mode == MODE_REAL)
+		return ud(c);
+	if ((err = rm_read(c, 2, &sel)))
+		return err;
+	ok = desc_visible(cpu, sel, what, &d);
+	emu_flags_update(cpu, FL_ZF, ok ? FL_ZF : 0);
+	if (!ok || what >= 2)
+		return 0;
+	if (what == 0) {
+		reg_write(c, c->in->reg, c->in->opsize, (d >> 32) & (c->in->opsize == 2 ? 0xff00 : 0x00f0ff00));
+	} else {
+		uint64_t limit = (d & 0xffff) | ((d >> 32) & 0xf0000);
+		if ((d >> 55) & 1)
+			limit = (limit << 12) | 0xfff;
+		reg_write(c, c->in->reg, c->in->opsize, limit);
+	}
+	return 0;
+}
+
+/* RETF to an outer privilege level: after CS:IP (and imm16 bytes), SS:SP. */
+static int far_return_outer(struct ctx *c, uint16_t cs, uint64_t ip, uint16_t pop_extra)
+{
+	struct emu_cpu *cpu = c->cpu;
+	unsigned size = c->in->opsize, new_cpl = cs & 3;
+	struct x86_seg old_cs = cpu->seg[SR_CS], old_ss = cpu->seg[SR_SS];
+	enum emu_mode old_mode = cpu->mode;
+	uint8_t old_cpl = cpu->cpl;
+	uint64_t sp, ss;
+	int err;
+
+	if ((err = emu_peek(cpu, size, 2 * size + pop_extra, &sp)) ||
+	    (err = emu_peek(cpu, size, 3 * size + pop_extra, &ss)))
+		return err;
+	if ((err = load_cs(cpu, cs, new_cpl)))
+		return err;
+	cpu->cpl = new_cpl;
+	if ((err = emu_load_seg(cpu, SR_SS, ss))) {
+		cpu->seg[SR_CS] = old_cs;
+		cpu->seg[SR_SS] = old_ss;
+		cpu->mode = old_mode;
+		cpu->cpl = old_cpl;
+		return err;
+	}
+	cpu->interrupt_shadow = false;
+	stack_set(cpu, sp + pop_extra);
+	/* data segments the new CPL may not use become null */
+	for (unsigned s = SR_ES; s <= SR_GS; s++) {
+		struct x86_seg *g = &cpu->seg[s];
+		if (s == SR_CS || s == SR_SS || g->unusable)
+			continue;
+		if (g->dpl < new_cpl && !((g->type & 0xc) == 0xc))
+			*g = (struct x86_seg){ .unusable = 1 };
+	}
+	c->next = size == 8 ? ip : ip & mask_of(size);
+	return 0;
+}
+
+/* ---- fast system calls: SYSCALL/SYSRET, SYSENTER/SYSEXIT ---- */
+
+/* The flat segments these instructions load without reading the GDT. */
+static void flat_seg(struct x86_seg *s, uint16_t sel, bool code, unsigned dpl, bool l, bool db)
+{
+	*s = (struct x86_seg){ .base = 0, .limit = 0xffffffff, .sel = sel, .type = code ? 0xb : 0x3,
+			       .s = 1, .dpl = dpl, .present = 1, .l = l, .db = db, .g = 1 };
+}
+
+static int syscall_insn(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint16_t sel = (cpu->msr.star >> 32) & 0xffff;
+	uint64_t flags;
+
+	/* Intel: #UD outside 64-bit mode (CSTAR is AMD's compatibility-mode entry) */
+	if (cpu->mode != MODE_LONG64 || !(cpu->efer & EFER_SCE))
+		return ud(c);
+	flags = emu_flags_get(cpu) & ~FL_RF;
+	GPR(c, X86_RCX) = c->next;
+	GPR(c, X86_R11) = flags;
+	flat_seg(&cpu->seg[SR_CS], sel & 0xfffc, true, 0, true, false);
+	flat_seg(&cpu->seg[SR_SS], (sel + 8) & 0xffff, false, 0, false, true);
+	emu_flags_set(cpu, flags & ~cpu->msr.sfmask);
+	emu_cpu_update_mode(cpu);
+	c->next = cpu->msr.lstar;
+	return 0;
+}
+
+static int sysret_insn(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint16_t sel = (cpu->msr.star >> 48) & 0xffff;
+	bool q = c->in->opsize == 8;
+	uint64_t rip = GPR(c, X86_RCX);
+
+	if (cpu->mode != MODE_LONG64 || !(cpu->efer & EFER_SCE))
+		return ud(c);
+	if (cpu->cpl)
+		return gp(cpu, 0);
+	if (q && !canonical(rip))
+		return gp(cpu, 0);
+	flat_seg(&cpu->seg[SR_CS], ((q ? sel + 16 : sel) & 0xffff) | 3, true, 3, q, !q);
+	/* SS: the selector changes, the cached descriptor is a flat DPL-3 one */
+	flat_seg(&cpu->seg[SR_SS], ((sel + 8) & 0xffff) | 3, false, 3, false, true);
+	emu_flags_set(cpu, (GPR(c, X86_R11) & 0x3c7fd7) | 2);
+	emu_cpu_update_mode(cpu);
+	c->next = q ? rip : (uint32_t)rip;
+	return 0;
+}
+
+static int sysenter_insn(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint16_t sel = cpu->msr.sysenter_cs & 0xfffc;
+	bool lm = cpu->efer & X86_EFER_LMA;
+
+	if (cpu->mode == MODE_REAL || !sel)
+		return gp(cpu, 0);
+	emu_flags_set(cpu, emu_flags_get(cpu) & ~(FL_VM | FL_IF | FL_RF));
+	flat_seg(&cpu->seg[SR_CS], sel, true, 0, lm, !lm);
+	flat_seg(&cpu->seg[SR_SS], (sel + 8) & 0xffff, false, 0, false, true);
+	emu_cpu_update_mode(cpu);
+	GPR(c, X86_RSP) = lm ? cpu->msr.sysenter_esp : (uint32_t)cpu->msr.sysenter_esp;
+	c->next = lm ? cpu->msr.sysenter_eip : (uint32_t)cpu->msr.sysenter_eip;
+	return 0;
+}
+
+static int sysexit_insn(struct ctx *c)
+{
+	struct emu_cpu *cpu = c->cpu;
+	uint16_t sel = cpu->msr.sysenter_cs & 0xfffc;
+	bool q = c->in->opsize == 8;
+
+	if (cpu->mode == MODE_REAL || !sel || cpu->cpl)
+		return gp(cpu, 0);
+	if (q && (!canonical(GPR(c, X86_RDX)) || !canonical(GPR(c, X86_RCX))))
+		return gp(cpu, 0);
+	sel += q ? 32 : 16;
+	flat_seg(&cpu->seg[SR_CS], sel | 3, true, 3, q, !q);
+	flat_seg(&cpu->seg[SR_SS], (sel + 8) | 3, false, 3, false, true);
+	emu_cpu_update_mode(cpu);
+	GPR(c, X86_RSP) = q ? GPR(c, X86_RCX) : (uint32_t)GPR(c, X86_RCX);
+	c->next = q ? GPR(c, X86_RDX) : (uint32_t)GPR(c, X86_RDX);
+	return 0;
+}
+
 /* ---- CPUID: exactly what this CPU implements ---- */
 
 #define CPUID_MAX_BASIC 0xb
@@ -494,6 +929,10 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 		r[3] = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 9) | (1u << 13) |
 		       (1u << 15) | (1u << 16) | (ncpus > 1 ? 1u << 28 : 0);
 		/* PSE TSC MSR PAE APIC PGE CMOV PAT HTT */
+		r[3] |= (1u << 11) | (1u << 8);           /* SEP: SYSENTER/SYSEXIT, CX8 */
+		r[2] |= 1u << 13;                         /* CX16: CMPXCHG16B */
+		r[2] |= EMU_CPUID1_ECX_SIMD;              /* sse.h: what sse.c/x87.c implement */
+		r[3] |= EMU_CPUID1_EDX_SIMD;
 		break;
 	case 0xb:
 		r[3] = cpu->index;
@@ -513,6 +952,7 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 	case 0x80000001:
 		r[2] = 1u << 0;                           /* LAHF/SAHF in 64-bit mode */
 		r[3] = (1u << 20) | (1u << 29);           /* NX, long mode */
+		r[3] |= (1u << 11) | (1u << 27);          /* SYSCALL/SYSRET, RDTSCP */
 		break;
 	case 0x80000008:
 		r[0] = 46 | (48 << 8);                    /* physical, linear address bits */
@@ -564,6 +1004,31 @@ int emu_exec_system(struct ctx *c, bool *handled)
 			return 0;
 		case 0xcf:                                   /* IRET */
 			return emu_iret(c);
+		case 0x27: case 0x2f: case 0x37: case 0x3f:  /* DAA DAS AAA AAS */
+		case 0xd4: case 0xd5:                        /* AAM AAD */
+			return bcd(c);
+		case 0x60: case 0x61:                        /* PUSHA POPA */
+			return pusha_popa(c);
+		case 0x62:                                   /* BOUND */
+			return bound(c);
+		case 0x63:                                   /* ARPL (outside 64-bit mode) */
+			return arpl(c);
+		case 0xc4: case 0xc5:                        /* LES LDS */
+			return load_far_ptr(c, in->op == 0xc4 ? SR_ES : SR_DS);
+		case 0xc8:                                   /* ENTER */
+			return enter(c);
+		case 0xce:                                   /* INTO */
+			if (!emu_flag(cpu, FL_OF))
+				return 0;
+			if ((err = emu_deliver(cpu, EXC_OF, false, 0, true, c->next)))
+				return err;
+			c->next = cpu->rip;
+			return 0;
+		case 0xf1:                                   /* INT1 (ICEBP) */
+			if ((err = emu_deliver(cpu, EXC_DB, false, 0, false, c->next)))
+				return err;
+			c->next = cpu->rip;
+			return 0;
 		case 0x06: case 0x0e: case 0x16: case 0x1e:  /* PUSH ES/CS/SS/DS */
 			return emu_push(cpu, in->opsize, cpu->seg[in->op >> 3].sel);
 		case 0x07: case 0x17: case 0x1f:             /* POP ES/SS/DS */
@@ -580,12 +1045,37 @@ int emu_exec_system(struct ctx *c, bool *handled)
 			case 1: return rm_write(c, is_mem(c) ? 2 : in->opsize, cpu->tr.sel);   /* STR */
 			case 2: return load_system_seg(c, false);                               /* LLDT */
 			case 3: return load_system_seg(c, true);                                /* LTR */
+			case 4: case 5: return lar_lsl(c, (in->reg & 7) - 2);                   /* VERR VERW */
 			}
 			return ud(c);
+		case 0x02: case 0x03:                        /* LAR LSL */
+			return lar_lsl(c, in->op - 2);
+		case 0xb2: case 0xb4: case 0xb5:             /* LSS LFS LGS */
+			return load_far_ptr(c, in->op == 0xb2 ? SR_SS : in->op == 0xb4 ? SR_FS : SR_GS);
+		case 0xc7:                                   /* CMPXCHG8B/16B */
+			if ((in->reg & 7) != 1)
+				break;
+			return cmpxchg_wide(c);
 		case 0x01:                                   /* group 7 */
 			if (in->mod == 3) {
 				unsigned rm = in->rm & 7;
 				switch ((in->reg & 7) << 3 | rm) {
+				case 0x20 ... 0x27:          /* SMSW r */
+					reg_write(c, in->rm | ((in->rex & 1) << 3), in->opsize, cpu->cr0);
+					return 0;
+				case 0x30 ... 0x37:          /* LMSW r */
+					if (cpu->cpl)
+						return gp(cpu, 0);
+					v = GPR(c, rm | ((in->rex & 1) << 3));
+					return write_cr0(cpu, (cpu->cr0 & ~0xeULL) | (v & 0xf) | (cpu->cr0 & 1));
+				case 0x39:                   /* RDTSCP */
+					if ((cpu->cr4 & CR4_TSD) && cpu->cpl)
+						return gp(cpu, 0);
+					v = guest_tsc(cpu);
+					GPR(c, X86_RAX) = (uint32_t)v;
+					GPR(c, X86_RDX) = v >> 32;
+					GPR(c, X86_RCX) = (uint32_t)cpu->msr.tsc_aux;
+					return 0;
 				case 0x38:                   /* SWAPGS */
 					if (cpu->mode != MODE_LONG64)
 						return ud(c);
@@ -604,6 +1094,12 @@ int emu_exec_system(struct ctx *c, bool *handled)
 			case 2: return load_dtable(c, &cpu->gdt);                               /* LGDT */
 			case 3: return load_dtable(c, &cpu->idt);                               /* LIDT */
 			case 4: return rm_write(c, 2, cpu->cr0);                                /* SMSW */
+			case 6:                                                                 /* LMSW */
+				if (cpu->cpl)
+					return gp(cpu, 0);
+				if ((err = rm_read(c, 2, &v)))
+					return err;
+				return write_cr0(cpu, (cpu->cr0 & ~0xeULL) | (v & 0xf) | (cpu->cr0 & 1));
 			case 7:                                                                 /* INVLPG */
 				if (cpu->cpl)
 					return gp(cpu, 0);
@@ -641,6 +1137,14 @@ int emu_exec_system(struct ctx *c, bool *handled)
 			GPR(c, X86_RDX) = v >> 32;
 			return 0;
 		}
+		case 0x05:                                   /* SYSCALL */
+			return syscall_insn(c);
+		case 0x07:                                   /* SYSRET */
+			return sysret_insn(c);
+		case 0x34:                                   /* SYSENTER */
+			return sysenter_insn(c);
+		case 0x35:                                   /* SYSEXIT */
+			return sysexit_insn(c);
 		case 0x31:                                   /* RDTSC */
 			if ((cpu->cr4 & CR4_TSD) && cpu->cpl)
 				return gp(cpu, 0);
