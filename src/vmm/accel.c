@@ -55,7 +55,7 @@ int accel_select(enum accel_kind kind, struct accel_choice *out, const char **er
 	case ACCEL_EMU:
 #ifdef KUMO_HAVE_EMU
 		out->ops = &emu_accel_ops;
-		out->why = "x86-64 in software; in progress: no x87/SSE yet, so Linux does not boot on it";
+		out->why = "x86-64 in software (in progress: Linux does not boot on it yet)";
 		return 0;
 #else
 		*err_msg = "this kumo was built without the emu engine";
