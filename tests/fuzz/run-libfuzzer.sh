@@ -40,10 +40,16 @@ san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 "$work/driver" --write-seeds "$work/seeds" >/dev/null
 
 status=0
-for target in bzimage elf decode; do
-	# The decoder (src/emu) needs none of the loaders, and short inputs.
+emu_srcs=""
+for f in flags decode mmu access exec system deliver sse x87 lapic; do
+	emu_srcs="$emu_srcs $top/src/emu/$f.c"
+done
+for target in bzimage elf decode exec; do
+	# The decoder (src/emu) needs none of the loaders, and short inputs;
+	# the executor needs the engine's CPU parts and guest memory.
 	case $target in
 	decode) tsrcs="$top/src/emu/decode.c" tflags="-I$top/src/emu" max_len=64 ;;
+	exec) tsrcs="$emu_srcs $top/src/common/util.c $top/src/vmm/memory.c" tflags="-I$top/src/emu" max_len=4096 ;;
 	*) tsrcs=$srcs tflags='' max_len=65536 ;;
 	esac
 	# shellcheck disable=SC2086
