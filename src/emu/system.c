@@ -907,7 +907,7 @@ static int sysexit_insn(struct ctx *c)
 
 /* ---- CPUID: exactly what this CPU implements ---- */
 
-#define CPUID_MAX_BASIC 0xb
+#define CPUID_MAX_BASIC 0x16
 #define CPUID_MAX_EXT   0x80000008
 
 static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
@@ -946,6 +946,17 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 			r[2] = sub;
 		}
 		break;
+	case 0x15:
+		/* TSC = crystal * EBX / EAX: a 1 GHz "crystal", ratio 1 */
+		r[0] = 1;
+		r[1] = 1;
+		r[2] = (uint32_t)EMU_TSC_HZ;
+		break;
+	case 0x16:
+		r[0] = EMU_TSC_HZ / 1000000;              /* base MHz */
+		r[1] = EMU_TSC_HZ / 1000000;              /* maximum MHz */
+		r[2] = 100;                               /* bus MHz */
+		break;
 	case 0x80000000:
 		r[0] = CPUID_MAX_EXT;
 		break;
@@ -953,6 +964,9 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 		r[2] = 1u << 0;                           /* LAHF/SAHF in 64-bit mode */
 		r[3] = (1u << 20) | (1u << 29);           /* NX, long mode */
 		r[3] |= (1u << 11) | (1u << 27);          /* SYSCALL/SYSRET, RDTSCP */
+		break;
+	case 0x80000007:
+		r[3] = 1u << 8;                           /* invariant TSC: it counts host ns */
 		break;
 	case 0x80000008:
 		r[0] = 46 | (48 << 8);                    /* physical, linear address bits */

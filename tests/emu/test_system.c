@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exec_internal.h"
 #include "flags.h"
@@ -767,6 +768,46 @@ static void test_cmpxchg_wide(void **state)
 	assert_int_equal(rd64(f, 0x8008), 0x0000000700000008ULL);
 }
 
+/* CPUID: the TSC frequency is advertised (leaves 0x15, 0x16) and invariant. */
+static void test_cpuid_tsc(void **state)
+{
+	struct fx *f = *state;
+	struct emu_cpu *c = &f->cpu;
+
+	lm64(f, 0);
+	code(f, CODE, "\x0f\xa2", 2);                          /* cpuid */
+	c->gpr[X86_RAX] = 0;
+	assert_int_equal(run1(f), EMU_OK);
+	assert_true(c->gpr[X86_RAX] >= 0x16);
+	c->rip = CODE;
+	c->gpr[X86_RAX] = 0x15;
+	assert_int_equal(run1(f), EMU_OK);
+	/* TSC Hz = ECX * EBX / EAX */
+	assert_int_equal((uint64_t)c->gpr[X86_RCX] * c->gpr[X86_RBX] / c->gpr[X86_RAX], 1000000000ULL);
+	c->rip = CODE;
+	c->gpr[X86_RAX] = 0x16;
+	assert_int_equal(run1(f), EMU_OK);
+	assert_int_equal(c->gpr[X86_RAX], 1000);
+	c->rip = CODE;
+	c->gpr[X86_RAX] = 0x80000007;
+	assert_int_equal(run1(f), EMU_OK);
+	assert_true(c->gpr[X86_RDX] & (1u << 8));
+	/* and the TSC moves at that rate: two RDTSCs 10 ms apart */
+	{
+		uint64_t t0, t1;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		code(f, CODE, "\x0f\x31", 2);                  /* rdtsc */
+		c->rip = CODE;
+		assert_int_equal(run1(f), EMU_OK);
+		t0 = (c->gpr[X86_RDX] << 32) | (uint32_t)c->gpr[X86_RAX];
+		nanosleep(&ts, NULL);
+		c->rip = CODE;
+		assert_int_equal(run1(f), EMU_OK);
+		t1 = (c->gpr[X86_RDX] << 32) | (uint32_t)c->gpr[X86_RAX];
+		assert_true(t1 - t0 >= 10000000ULL && t1 - t0 < 1000000000ULL);
+	}
+}
+
 static void test_io_bitmap(void **state)
 {
 	struct fx *f = *state;
@@ -828,6 +869,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_legacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmpxchg_wide, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_bitmap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpuid_tsc, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
