@@ -10,45 +10,23 @@
  *
  * usage: diff [--cases N] [--seed S] [--verbose]
  * On a mismatch: the seed, the case number, the bytes, both states. */
+#include "diff_common.h"
 #include "exec.h"
 #include "flags.h"
 
 #include "kumo/memory.h"
 
 #include <errno.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
-
-#define CODE_VA  0x10000000ULL
-#define DATA_VA  0x20000000ULL  /* operands: one page */
-#define STACK_VA 0x20001000ULL  /* one page; RSP starts in the middle */
-#define PT_PA    0x1000ULL      /* emu page tables: PML4, PDPT, PD */
-#define GUEST_MEM (1024 * MiB)
 
 struct diff_regs {
 	uint64_t gpr[16];
 	uint64_t rflags;
 };
 
-void diff_native_run(struct diff_regs *io, void *code);
-extern char diff_native_back[];
-
-/* ---- a tiny deterministic PRNG (xorshift64*) ---- */
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-static unsigned rndn(unsigned n) { return rnd() % n; }
 
 static uint64_t interesting(void)
 {
@@ -335,63 +313,23 @@ static void gen_case(struct gen *g, struct diff_regs *r)
 }
 
 /* ---- native side ---- */
-static sigjmp_buf native_jmp;
-static volatile int native_sig;
-
-static void on_signal(int sig)
-{
-	native_sig = sig;
-	siglongjmp(native_jmp, 1);
-}
-
 static int run_native(const struct gen *g, struct diff_regs *r, uint8_t *code)
 {
-	static const uint8_t back[] = { 0xff, 0x25, 0, 0, 0, 0 };
-	uint64_t target = (uint64_t)(uintptr_t)diff_native_back;
-
-	memcpy(code, g->code, g->len);
-	memcpy(code + g->len, back, sizeof(back));
-	memcpy(code + g->len + sizeof(back), &target, 8);
-	native_sig = 0;
-	if (sigsetjmp(native_jmp, 1) == 0)
-		diff_native_run(r, code);
-	return native_sig;
+	diff_place_code(code, g->code, g->len, diff_native_back);
+	diff_native_sig = 0;
+	if (sigsetjmp(diff_native_jmp, 1) == 0)
+		diff_native_run(r, code, 0);
+	return diff_native_sig;
 }
 
 /* ---- emu side ---- */
-static void emu_setup(struct emu_cpu *cpu, struct guest_mem *mem)
-{
-	uint64_t *pml4 = gpa_ptr(mem, PT_PA, 3 * 4096), *pdpt = pml4 + 512, *pd = pdpt + 512;
-
-	memset(pml4, 0, 3 * 4096);
-	pml4[0] = (PT_PA + 0x1000) | 0x7;
-	pdpt[0] = (PT_PA + 0x2000) | 0x7;
-	for (unsigned i = 0; i < 512; i++)
-		pd[i] = ((uint64_t)i << 21) | 0x87; /* present, writable, user, 2 MiB */
-	cpu->mem = mem;
-	emu_cpu_reset(cpu);
-	cpu->cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | (1ULL << 16); /* WP */
-	cpu->cr4 = X86_CR4_PAE;
-	cpu->cr3 = PT_PA;
-	cpu->efer = X86_EFER_LME | X86_EFER_LMA | (1ULL << 11);
-	for (unsigned i = 0; i < 6; i++)
-		cpu->seg[i] = (struct x86_seg){ .limit = 0xffffffff, .type = 0x3, .s = 1, .dpl = 3,
-						.present = 1, .db = 1, .g = 1 };
-	cpu->seg[SR_CS] = (struct x86_seg){ .limit = 0xffffffff, .type = 0xb, .s = 1, .dpl = 3,
-					    .present = 1, .l = 1, .g = 1 };
-	emu_cpu_update_mode(cpu);
-	emu_tlb_flush(cpu, true);
-}
-
 static int run_emu(struct emu_cpu *cpu, struct guest_mem *mem, const struct gen *g,
 		   struct diff_regs *r)
 {
-	static const uint8_t back[] = { 0xff, 0x25, 0, 0, 0, 0 };
 	uint8_t *code = gpa_ptr(mem, CODE_VA, 4096);
 	int st;
 
-	memcpy(code, g->code, g->len);
-	memcpy(code + g->len, back, sizeof(back));
+	diff_place_code(code, g->code, g->len, NULL);
 	memcpy(cpu->gpr, r->gpr, sizeof(r->gpr));
 	emu_flags_set(cpu, r->rflags | FL_IF); /* user code always runs with IF set */
 	cpu->rip = CODE_VA;
@@ -433,65 +371,23 @@ static void dump(const char *who, const struct diff_regs *r)
 
 int main(int argc, char **argv)
 {
-	uint64_t cases = 200000, seed = 0, failures = 0, faults = 0;
-	bool verbose = false;
+	uint64_t failures = 0, faults = 0;
+	struct diff_args args;
 	struct guest_mem mem;
 	struct emu_cpu *cpu;
 	uint8_t *code, *data, *emu_data;
-	stack_t ss;
-	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_ONSTACK | SA_NODEFER };
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--cases") && i + 1 < argc)
-			cases = strtoull(argv[++i], NULL, 0);
-		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-			seed = strtoull(argv[++i], NULL, 0);
-		else if (!strcmp(argv[i], "--verbose"))
-			verbose = true;
-		else {
-			fprintf(stderr, "usage: diff [--cases N] [--seed S] [--verbose]\n");
-			return 2;
-		}
-	}
-	if (!seed)
-		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	/* splitmix64 of the seed: every seed its own non-zero stream */
-	rng_state = seed + 0x9e3779b97f4a7c15ULL;
-	rng_state = (rng_state ^ (rng_state >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	rng_state = (rng_state ^ (rng_state >> 27)) * 0x94d049bb133111ebULL;
-	rng_state ^= rng_state >> 31;
-	if (!rng_state)
-		rng_state = 1;
-	printf("diff: seed %llu, %llu cases\n", (unsigned long long)seed, (unsigned long long)cases);
+	if ((rc = diff_start("diff", argc, argv, &args, &code, &data)))
+		return rc;
+	diff_signals_init();
 
-	code = mmap((void *)CODE_VA, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	data = mmap((void *)DATA_VA, 8192, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (code != (void *)CODE_VA || data != (void *)DATA_VA) {
-		printf("SKIP: cannot map the native test pages at fixed addresses\n");
-		return 77;
-	}
-	ss.ss_sp = malloc(1 << 16);
-	ss.ss_size = 1 << 16;
-	ss.ss_flags = 0;
-	sigaltstack(&ss, NULL);
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGFPE, &sa, NULL);
-	sigaction(SIGILL, &sa, NULL);
-	sigaction(SIGSEGV, &sa, NULL);
-	sigaction(SIGBUS, &sa, NULL);
-
-	if (guest_mem_init(&mem, GUEST_MEM)) {
-		fprintf(stderr, "diff: cannot map guest memory\n");
+	cpu = diff_emu_user64_setup("diff", &mem, 0, 0);
+	if (!cpu)
 		return 1;
-	}
-	cpu = aligned_alloc(64, ALIGN_UP(sizeof(*cpu), 64));
-	memset(cpu, 0, sizeof(*cpu));
-	emu_setup(cpu, &mem);
 	emu_data = gpa_ptr(&mem, DATA_VA, 8192);
 
-	for (uint64_t n = 0; n < cases; n++) {
+	for (uint64_t n = 0; n < args.cases; n++) {
 		struct gen g;
 		struct diff_regs in, nat, emu;
 		int sig, vec;
@@ -529,7 +425,7 @@ int main(int argc, char **argv)
 		if (bad) {
 			failures++;
 			fprintf(stderr, "diff: MISMATCH case %llu (seed %llu) %s:", (unsigned long long)n,
-				(unsigned long long)seed, g.t->name);
+				(unsigned long long)args.seed, g.t->name);
 			for (unsigned i = 0; i < g.len; i++)
 				fprintf(stderr, " %02x", g.code[i]);
 			fprintf(stderr, "\n  native fault %s, emu fault %d (vector+1), flag mask %llx\n",
@@ -545,16 +441,9 @@ int main(int argc, char **argv)
 				}
 			if (failures >= 10)
 				break;
-		} else if (verbose) {
+		} else if (args.verbose) {
 			fprintf(stderr, "ok %s\n", g.t->name);
 		}
 	}
-	printf("diff: %llu cases, %llu faulted natively, %llu mismatches\n",
-	       (unsigned long long)cases, (unsigned long long)faults, (unsigned long long)failures);
-	guest_mem_free(&mem);
-	free(cpu);
-	ss.ss_flags = SS_DISABLE;
-	sigaltstack(&ss, NULL);
-	free(ss.ss_sp);
-	return failures ? 1 : 0;
+	return diff_finish("diff", &args, faults, failures, cpu, &mem);
 }

@@ -1,7 +1,9 @@
-/* Runs generated code on the host CPU with a given register file.
- * void diff_native_run(struct diff_regs *io, void *code)
- * io: 16 GPRs in encoding order, then RFLAGS. The code ends with
- * `jmp *diff_back_ptr(%rip)`-style absolute jump to diff_native_back. */
+/* Runs generated code on the host CPU with a given register file (diff.c),
+ * and with fx non-zero also XMM0-15, MM0-7, MXCSR and the x87 (diff_sse.c).
+ * void diff_native_run(void *io, void *code, int fx)
+ * io: 16 GPRs (0), RFLAGS (128) and, with fx, the x87/MMX/SSE state in
+ * FXSAVE64 layout (144, loaded with FXRSTOR64 and stored with FXSAVE64).
+ * The code ends with an absolute jump to diff_native_back. */
 	.text
 	.globl diff_native_run
 	.globl diff_native_back
@@ -15,7 +17,12 @@ diff_native_run:
 	mov %rsp, host_rsp(%rip)
 	mov %rdi, io_ptr(%rip)
 	mov %rsi, code_ptr(%rip)
-	pushq 128(%rdi)
+	mov %edx, with_fx(%rip)
+	test %edx, %edx
+	jz 1f
+	fxsave64 host_fx(%rip)
+	fxrstor64 144(%rdi)
+1:	pushq 128(%rdi)
 	popfq
 	mov 0(%rdi), %rax
 	mov 8(%rdi), %rcx
@@ -59,7 +66,11 @@ diff_native_back:
 	mov %r13, 104(%rdi)
 	mov %r14, 112(%rdi)
 	mov %r15, 120(%rdi)
-	cld
+	cmpl $0, with_fx(%rip)
+	je 1f
+	fxsave64 144(%rdi)
+	fxrstor64 host_fx(%rip)
+1:	cld
 	pop %r15
 	pop %r14
 	pop %r13
@@ -74,4 +85,7 @@ host_rsp: .quad 0
 io_ptr:   .quad 0
 code_ptr: .quad 0
 out_rsp:  .quad 0
+with_fx:  .long 0
+	.balign 16
+host_fx: .fill 512, 1, 0
 	.section .note.GNU-stack, "", @progbits

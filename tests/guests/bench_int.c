@@ -28,37 +28,8 @@ GUEST("bench_int");
 
 #define DEFAULT_N 50000u
 #define CHECK_N 5000u
-#define CALIBRATE_MS 50
 #define SEED 0x9e3779b97f4a7c15ull
 #define MULT 0x5851f42d4c957f2dull /* odd */
-
-/* The value of "n=NUMBER" on the command line, else def. */
-static uint32_t cmdline_n(const char *c, uint32_t def)
-{
-	for (;;) {
-		while (*c == ' ')
-			c++;
-		if (!*c)
-			return def;
-		if (c[0] == 'n' && c[1] == '=') {
-			uint64_t v = 0;
-			const char *p = c + 2;
-			for (; *p >= '0' && *p <= '9'; p++)
-				if ((v = v * 10 + (uint64_t)(*p - '0')) > 0xffffffffu)
-					fail("n= too large: %s", pvh_boot.cmdline);
-			if (p == c + 2 || (*p && *p != ' ') || v == 0)
-				fail("bad n= on the command line: %s", pvh_boot.cmdline);
-			return (uint32_t)v;
-		}
-		while (*c && *c != ' ')
-			c++;
-	}
-}
-
-static uint64_t ns(uint64_t ticks, uint32_t khz)
-{
-	return ticks / khz * 1000000u + ticks % khz * 1000000u / khz;
-}
 
 struct state {
 	uint64_t x, acc, incs;
@@ -109,7 +80,7 @@ static void run_c(struct state *s, uint32_t n)
 
 void guest_main(void)
 {
-	uint32_t n = cmdline_n(pvh_boot.cmdline, DEFAULT_N);
+	uint32_t n = bench_cmdline_num("n=", DEFAULT_N);
 	kprintf("bench: n %u\n", n);
 
 	struct state a = { SEED, 1, 0 }, c = { SEED, 1, 0 };
@@ -119,17 +90,14 @@ void guest_main(void)
 		fail("the loop computed x 0x%lx acc 0x%lx incs %lu, C says 0x%lx 0x%lx %lu",
 		     a.x, a.acc, a.incs, c.x, c.acc, c.incs);
 
-	uint32_t khz = pit_tsc_khz(CALIBRATE_MS);
-	if (!khz)
-		fail("TSC calibration gave 0 kHz");
-	kprintf("bench: tsc_khz %u\n", khz);
+	uint32_t khz = bench_tsc_khz();
 
 	struct state s = { SEED, 1, 0 };
 	uint64_t t0 = rdtsc();
 	run_asm(&s, n);
 	uint64_t t1 = rdtsc();
 	kprintf("bench: instructions %lu\n", (uint64_t)12 * n + s.incs);
-	kprintf("bench: section %lu ns\n", ns(t1 - t0, khz));
+	bench_print_section(t0, t1, khz);
 	kprintf("bench: checksum 0x%016lx\n", s.x ^ s.acc ^ (s.incs << 32));
 	pass();
 }

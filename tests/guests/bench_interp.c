@@ -38,7 +38,6 @@ GUEST("bench_interp");
 
 #define DEFAULT_N 200u
 #define DEFAULT_SUM 0x28b4088199bcb9c9ull
-#define CALIBRATE_MS 50
 #define VEC_DB 1
 #define FL_TF 0x100u
 
@@ -146,34 +145,6 @@ static __attribute__((noinline)) void run(struct vm *vm, uint64_t n)
 	}
 }
 
-/* The value of "n=NUMBER" on the command line, else def. */
-static uint32_t cmdline_n(const char *c, uint32_t def)
-{
-	for (;;) {
-		while (*c == ' ')
-			c++;
-		if (!*c)
-			return def;
-		if (c[0] == 'n' && c[1] == '=') {
-			uint64_t v = 0;
-			const char *p = c + 2;
-			for (; *p >= '0' && *p <= '9'; p++)
-				if ((v = v * 10 + (uint64_t)(*p - '0')) > 0xffffffffu)
-					fail("n= too large: %s", pvh_boot.cmdline);
-			if (p == c + 2 || (*p && *p != ' ') || v == 0)
-				fail("bad n= on the command line: %s", pvh_boot.cmdline);
-			return (uint32_t)v;
-		}
-		while (*c && *c != ' ')
-			c++;
-	}
-}
-
-static uint64_t ns(uint64_t ticks, uint32_t khz)
-{
-	return ticks / khz * 1000000u + ticks % khz * 1000000u / khz;
-}
-
 static volatile uint64_t steps;
 
 static void on_db(struct int_frame *f)
@@ -201,7 +172,7 @@ static uint64_t count_insns(uint64_t n)
 
 void guest_main(void)
 {
-	uint32_t n = cmdline_n(pvh_boot.cmdline, DEFAULT_N);
+	uint32_t n = bench_cmdline_num("n=", DEFAULT_N);
 	kprintf("bench: n %u\n", n);
 
 	idt_set_handler(VEC_DB, on_db);
@@ -213,10 +184,7 @@ void guest_main(void)
 	if (!counted && (c2 || c3))
 		fail("single-step traps in some runs only: %lu, %lu, %lu", c1, c2, c3);
 
-	uint32_t khz = pit_tsc_khz(CALIBRATE_MS);
-	if (!khz)
-		fail("TSC calibration gave 0 kHz");
-	kprintf("bench: tsc_khz %u\n", khz);
+	uint32_t khz = bench_tsc_khz();
 
 	static struct vm vm;
 	vm_init(&vm);
@@ -231,7 +199,7 @@ void guest_main(void)
 		kprintf("bench: instructions %lu\n", a * n + b);
 	else
 		kprintf("bench: instructions unknown (no single-step traps)\n");
-	kprintf("bench: section %lu ns\n", ns(t1 - t0, khz));
+	bench_print_section(t0, t1, khz);
 	uint64_t sum = vm.r[1] ^ vm.r[6];
 	for (unsigned i = 0; i < 16; i++)
 		sum = (sum ^ vm.mem[i]) * 0x100000001b3ull;

@@ -30,43 +30,12 @@ GUEST("bench_mem");
 #define DEFAULT_N 8u
 #define DEFAULT_KIB 64u
 #define MAX_KIB 1024u
-#define CALIBRATE_MS 50
 #define MAX_QWORDS (MAX_KIB * 1024u / 8)
 #define LOOP_INSNS 10u  /* per 32 bytes */
 
 /* Written in full before use: not zeroed at boot (.noinit, no file bytes). */
 static uint64_t buf_a[MAX_QWORDS] __attribute__((aligned(4096), section(".noinit")));
 static uint64_t buf_b[MAX_QWORDS] __attribute__((aligned(4096), section(".noinit")));
-
-/* The value of "KEY=NUMBER" (key: "n=", "kib=") on the command line,
- * else def. */
-static uint32_t cmdline_num(const char *c, const char *key, uint32_t def)
-{
-	size_t klen = strlen(key);
-	for (;;) {
-		while (*c == ' ')
-			c++;
-		if (!*c)
-			return def;
-		if (strncmp(c, key, klen) == 0) {
-			uint64_t v = 0;
-			const char *p = c + klen;
-			for (; *p >= '0' && *p <= '9'; p++)
-				if ((v = v * 10 + (uint64_t)(*p - '0')) > 0xffffffffu)
-					fail("%s too large: %s", key, pvh_boot.cmdline);
-			if (p == c + klen || (*p && *p != ' ') || v == 0)
-				fail("bad %s on the command line: %s", key, pvh_boot.cmdline);
-			return (uint32_t)v;
-		}
-		while (*c && *c != ' ')
-			c++;
-	}
-}
-
-static uint64_t ns(uint64_t ticks, uint32_t khz)
-{
-	return ticks / khz * 1000000u + ticks % khz * 1000000u / khz;
-}
 
 static uint64_t xorshift64(uint64_t *s)
 {
@@ -119,8 +88,8 @@ static void rounds(uint32_t n, uint32_t bytes)
 
 void guest_main(void)
 {
-	uint32_t n = cmdline_num(pvh_boot.cmdline, "n=", DEFAULT_N);
-	uint32_t kib = cmdline_num(pvh_boot.cmdline, "kib=", DEFAULT_KIB);
+	uint32_t n = bench_cmdline_num("n=", DEFAULT_N);
+	uint32_t kib = bench_cmdline_num("kib=", DEFAULT_KIB);
 	if (kib > MAX_KIB)
 		fail("kib=%u: at most %u", kib, MAX_KIB);
 	uint32_t bytes = kib * 1024u, qwords = bytes / 8;
@@ -133,16 +102,13 @@ void guest_main(void)
 		buf_b[i] = 0;
 	}
 
-	uint32_t khz = pit_tsc_khz(CALIBRATE_MS);
-	if (!khz)
-		fail("TSC calibration gave 0 kHz");
-	kprintf("bench: tsc_khz %u\n", khz);
+	uint32_t khz = bench_tsc_khz();
 
 	uint64_t t0 = rdtsc();
 	rounds(n, bytes);
 	uint64_t t1 = rdtsc();
 	kprintf("bench: instructions %lu\n", (uint64_t)n * (2u * LOOP_INSNS * (bytes / 32) + 4u));
-	kprintf("bench: section %lu ns\n", ns(t1 - t0, khz));
+	bench_print_section(t0, t1, khz);
 
 	/* FNV-1a, 64-bit, a qword at a time */
 	uint64_t h = 0xcbf29ce484222325ull;

@@ -395,69 +395,26 @@ __attribute__((noinline)) static void user_nm(void)
 
 /* ---- CPL 3: GDT, TSS, IRETQ there, and back through an exception ---- */
 
-#define SEL_UDATA (0x28 | 3)
-#define SEL_UCODE (0x30 | 3)
-#define SEL_TSS   0x38
-#define PTE_U     0x4
 #define STACK_SIZE 8192
 
-struct tss {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1;
-	uint64_t ist[7];
-	uint64_t reserved2;
-	uint16_t reserved3;
-	uint16_t iomap_base;
-} __attribute__((packed));
-
-static struct tss tss __attribute__((aligned(16)));
-static uint64_t gdt64[9] __attribute__((aligned(16)));
 static uint8_t rsp0_stack[STACK_SIZE] __attribute__((aligned(16)));
 static uint8_t user_stack[STACK_SIZE] __attribute__((aligned(16)));
-extern uint64_t gdt[];
-extern uint64_t boot_pml4[], boot_pdpt[], boot_pd[];
 
 void (*user_fn)(void);
-uint64_t kernel_rsp;
-void enter_user(uint64_t rsp);
-extern const uint8_t user_entry[], user_hlt[], user_back[];
+extern const uint8_t user_entry[], user_hlt[];
 extern const uint8_t xm_insn[], ud_insn[], nm_insn[];
 
-/* enter_user(rsp): saves the callee-saved registers and RSP, IRETQs to
- * user_entry at CPL 3 (IF clear), which calls user_fn and HLTs: the #GP
- * (or an unexpected exception) comes back to user_back. */
+/* user_enter() IRETQs to user_entry at CPL 3 (IF clear), which calls
+ * user_fn and HLTs: the #GP (or an unexpected exception) comes back to
+ * user_return. */
 __asm__(
 	"	.text\n"
-	"	.globl enter_user, user_entry, user_hlt, user_back\n"
-	"enter_user:\n"
-	"	pushq %rbx\n"
-	"	pushq %rbp\n"
-	"	pushq %r12\n"
-	"	pushq %r13\n"
-	"	pushq %r14\n"
-	"	pushq %r15\n"
-	"	movq %rsp, kernel_rsp(%rip)\n"
-	"	pushq $0x2b\n"          /* SS */
-	"	pushq %rdi\n"           /* RSP */
-	"	pushq $0x2\n"           /* RFLAGS */
-	"	pushq $0x33\n"          /* CS */
-	"	leaq user_entry(%rip), %rax\n"
-	"	pushq %rax\n"           /* RIP */
-	"	iretq\n"
+	"	.globl user_entry, user_hlt\n"
 	"user_entry:\n"
 	"	call *user_fn(%rip)\n"
 	"user_hlt:\n"
 	"	hlt\n"
-	"	jmp user_hlt\n"
-	"user_back:\n"
-	"	popq %r15\n"
-	"	popq %r14\n"
-	"	popq %r13\n"
-	"	popq %r12\n"
-	"	popq %rbp\n"
-	"	popq %rbx\n"
-	"	ret\n");
+	"	jmp user_hlt\n");
 
 static volatile struct {
 	unsigned xm, ud, nm, refused;
@@ -465,13 +422,13 @@ static volatile struct {
 	uint8_t refused_bytes[4];
 } seen;
 
-/* Back to the kernel at user_back, on the stack enter_user left. */
+/* Back to the kernel at user_return, on the stack user_enter left. */
 static void to_kernel(struct int_frame *f)
 {
-	f->rip = (uint64_t)user_back;
+	f->rip = (uint64_t)user_return;
 	f->cs = SEL_CODE64;
 	f->ss = SEL_DATA;
-	f->rsp = kernel_rsp;
+	f->rsp = user_kernel_rsp;
 	f->rflags = 0x2;
 }
 
@@ -532,33 +489,7 @@ static void on_nm(struct int_frame *f)
 
 static void setup_user(void)
 {
-	struct {
-		uint16_t limit;
-		uint64_t base;
-	} __attribute__((packed)) gp = { sizeof(gdt64) - 1, (uint64_t)gdt64 };
-	uint64_t t = (uint64_t)&tss;
-
-	for (int i = 0; i < 4; i++)
-		gdt64[i] = gdt[i];
-	gdt64[4] = 0x00cffa000000ffffull;               /* 0x20 user code32 */
-	gdt64[5] = 0x00cff2000000ffffull;               /* 0x28 user data */
-	gdt64[6] = 0x00affa000000ffffull;               /* 0x30 user code64 */
-	gdt64[7] = (sizeof(tss) - 1) | ((t & 0xffffff) << 16) | (0x89ull << 40) |
-		   (((t >> 24) & 0xff) << 56);
-	gdt64[8] = t >> 32;
-	memset(&tss, 0, sizeof(tss));
-	tss.rsp[0] = (uint64_t)rsp0_stack + STACK_SIZE;
-	tss.iomap_base = sizeof(tss); /* no I/O bitmap */
-	__asm__ volatile("lgdt %0" : : "m"(gp));
-	__asm__ volatile("ltr %w0" : : "r"(SEL_TSS));
-
-	/* The first 16 MiB (the image) user-accessible */
-	boot_pml4[0] |= PTE_U;
-	boot_pdpt[0] |= PTE_U;
-	for (int i = 0; i < 8; i++)
-		boot_pd[i] |= PTE_U;
-	write_cr3(read_cr3());
-
+	user_setup((uint64_t)rsp0_stack + STACK_SIZE, 0, false); /* no I/O bitmap */
 	idt_set_handler(VEC_GP, on_gp);
 	idt_set_handler(VEC_UD, on_ud);
 	idt_set_handler(VEC_XM, on_xm);
@@ -572,7 +503,7 @@ static bool run_user(void (*fn)(void), const char *what)
 {
 	unsigned before = seen.refused;
 	user_fn = fn;
-	enter_user((uint64_t)user_stack + STACK_SIZE);
+	user_enter((uint64_t)user_entry, (uint64_t)user_stack + STACK_SIZE, 0x2);
 	if (seen.refused == before)
 		return true;
 	kprintf("sse: %s: vector %lu at CPL 3, rip 0x%lx (bytes %02x %02x %02x %02x)\n", what,
@@ -667,12 +598,7 @@ void guest_main(void)
 {
 	uint32_t r[4];
 	char v[13];
-	cpuid(0, 0, r);
-	memcpy(v, &r[1], 4);
-	memcpy(v + 4, &r[3], 4);
-	memcpy(v + 8, &r[2], 4);
-	v[12] = 0;
-	strict = !memcmp(v, "KumoEmuX86_6", 12);
+	strict = cpu_vendor_is_emu(v);
 	cpuid(1, 0, r);
 	R.sse3 = r[2] & 1;
 	kprintf("sse: cpu vendor %s (%s), cpuid 1 ecx 0x%x edx 0x%x\n", v,

@@ -22,16 +22,11 @@
 GUEST("usermode");
 
 #define SEL_KCODE  SEL_CODE64          /* 0x10, STAR[47:32]; SS = 0x18 */
-#define SEL_UCODE32 (0x20 | 3)         /* STAR[63:48] = 0x20 */
-#define SEL_UDATA  (0x28 | 3)
-#define SEL_UCODE  (0x30 | 3)
-#define SEL_TSS    0x38
 
 #define MSR_STAR   0xc0000081
 #define MSR_LSTAR  0xc0000082
 #define MSR_SFMASK 0xc0000084
 #define EFER_SCE   0x1
-#define PTE_U      0x4
 
 #define VEC_BP     3
 #define VEC_INT80  0x80
@@ -48,24 +43,6 @@ static uint8_t rsp0_stack[STACK_SIZE] __attribute__((aligned(16)));
 static uint8_t ist1_stack[STACK_SIZE] __attribute__((aligned(16)));
 uint8_t syscall_stack[STACK_SIZE] __attribute__((aligned(16)));
 static uint8_t user_stack[STACK_SIZE] __attribute__((aligned(16)));
-
-/* The TSS, then its I/O permission bitmap for ports 0-0x3ff and the
- * terminating 0xff byte. */
-struct tss {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1;
-	uint64_t ist[7];
-	uint64_t reserved2;
-	uint16_t reserved3;
-	uint16_t iomap_base;
-	uint8_t iomap[0x400 / 8 + 1];
-} __attribute__((packed));
-
-static struct tss tss __attribute__((aligned(16)));
-static uint64_t gdt64[9] __attribute__((aligned(16)));
-extern uint64_t gdt[];
-extern uint64_t boot_pml4[], boot_pdpt[], boot_pd[];
 
 /* What the user code and the handlers saw. */
 static volatile struct {
@@ -100,30 +77,14 @@ bool strict;
 
 extern uint8_t syscall_stack[];
 extern char back_ud[];
-uint64_t kernel_rsp, user_rsp;
+uint64_t user_rsp;
 uint64_t syscall_c(uint64_t nr, uint64_t a1, uint64_t a2, uint64_t rcx, uint64_t r11);
-void enter_user(uint64_t rip, uint64_t rsp);
 void syscall_entry(void);
 
-/* enter_user(rip, rsp): saves the callee-saved registers and RSP, IRETQs
- * to CPL 3 with IF set. SYSCALL 1 comes back here and returns. */
+/* user_enter() IRETQs to CPL 3 with IF set; SYSCALL 1 comes back to
+ * user_return, which returns from it. */
 __asm__(
 	"	.text\n"
-	"	.globl enter_user\n"
-	"enter_user:\n"
-	"	pushq %rbx\n"
-	"	pushq %rbp\n"
-	"	pushq %r12\n"
-	"	pushq %r13\n"
-	"	pushq %r14\n"
-	"	pushq %r15\n"
-	"	movq %rsp, kernel_rsp(%rip)\n"
-	"	pushq $0x2b\n"          /* SS */
-	"	pushq %rsi\n"           /* RSP */
-	"	pushq $0x202\n"         /* RFLAGS: IF */
-	"	pushq $0x33\n"          /* CS */
-	"	pushq %rdi\n"           /* RIP */
-	"	iretq\n"
 	"	.globl syscall_entry\n"
 	"syscall_entry:\n"
 	"	cmpq $1, %rax\n"
@@ -161,21 +122,14 @@ __asm__(
 	"	pushq $0x33\n"
 	"	pushq %rcx\n"
 	"	iretq\n"
-	"1:	movq kernel_rsp(%rip), %rsp\n"
+	"1:	movq user_kernel_rsp(%rip), %rsp\n"
 	"	movw %cs, %ax\n"
 	"	testb $3, %al\n"
 	"	jz 3f\n"
 	"	.globl back_ud\n"
 	"back_ud:\n"                   /* still at CPL 3 (not on emu): see on_ud */
 	"	ud2\n"
-	"3:\n"
-	"	popq %r15\n"
-	"	popq %r14\n"
-	"	popq %r13\n"
-	"	popq %r12\n"
-	"	popq %rbp\n"
-	"	popq %rbx\n"
-	"	ret\n");
+	"3:	jmp user_return\n");
 
 static inline uint16_t read_cs(void)
 {
@@ -370,33 +324,9 @@ static void gate_set(uint8_t vector, unsigned dpl, unsigned ist)
 
 static void setup(void)
 {
-	struct idt_ptr gp = { sizeof(gdt64) - 1, (uint64_t)gdt64 };
-	uint64_t t = (uint64_t)&tss;
-
-	/* GDT: the library's four, user code32/data/code64, the TSS */
-	for (int i = 0; i < 4; i++)
-		gdt64[i] = gdt[i];
-	gdt64[4] = 0x00cffa000000ffffull;               /* 0x20 user code32 */
-	gdt64[5] = 0x00cff2000000ffffull;               /* 0x28 user data */
-	gdt64[6] = 0x00affa000000ffffull;               /* 0x30 user code64 */
-	gdt64[7] = (sizeof(tss) - 1) | ((t & 0xffffff) << 16) | (0x89ull << 40) |
-		   (((t >> 24) & 0xff) << 56);
-	gdt64[8] = t >> 32;
-	memset(&tss, 0, sizeof(tss));
-	tss.rsp[0] = (uint64_t)rsp0_stack + STACK_SIZE;
-	tss.ist[0] = (uint64_t)ist1_stack + STACK_SIZE;
-	tss.iomap_base = offsetof(struct tss, iomap);
-	memset((void *)tss.iomap, 0xff, sizeof(tss.iomap));
-	tss.iomap[IO_OK_PORT / 8] &= ~(1u << (IO_OK_PORT % 8));
-	__asm__ volatile("lgdt %0" : : "m"(gp));
-	__asm__ volatile("ltr %w0" : : "r"(SEL_TSS));
-
-	/* The first 16 MiB (the image) user-accessible */
-	boot_pml4[0] |= PTE_U;
-	boot_pdpt[0] |= PTE_U;
-	for (int i = 0; i < 8; i++)
-		boot_pd[i] |= PTE_U;
-	write_cr3(read_cr3());
+	/* RSP0, IST1, an I/O permission bitmap that allows IO_OK_PORT only */
+	user_setup((uint64_t)rsp0_stack + STACK_SIZE, (uint64_t)ist1_stack + STACK_SIZE, true);
+	user_io_allow(IO_OK_PORT);
 
 	idt_set_handler(VEC_INT80, on_int80);
 	idt_set_handler(VEC_GP, on_gp);
@@ -436,21 +366,15 @@ void guest_main(void)
 	uint64_t want = 1;
 
 	{
-		uint32_t r[4];
 		char v[13];
-		cpuid(0, 0, r);
-		memcpy(v, &r[1], 4);
-		memcpy(v + 4, &r[3], 4);
-		memcpy(v + 8, &r[2], 4);
-		v[12] = 0;
-		strict = !memcmp(v, "KumoEmuX86_6", 12);
+		strict = cpu_vendor_is_emu(v);
 		kprintf("usermode: cpu vendor %s: %s\n", v, strict ? "every check must pass" :
 			"checks the host cannot emulate are skipped");
 	}
 	setup();
 	lapic_init();
 	lapic_timer_oneshot(VEC_TIMER, 1, 200000);      /* pending until CPL 3 sets IF */
-	enter_user((uint64_t)user_main, (uint64_t)user_stack + STACK_SIZE - 8);
+	user_enter((uint64_t)user_main, (uint64_t)user_stack + STACK_SIZE - 8, 0x202); /* IF */
 	kprintf("usermode: back at CPL %u\n", read_cs() & 3);
 	expect((read_cs() & 3) == 0 && seen.user_done, "user code ran to its end");
 

@@ -20,6 +20,7 @@
 #include "idt.h"
 #include "paging.h"
 #include "acpi.h"
+#include "bench.h"
 #include "lapic.h"
 #include "ioapic.h"
 #include "pic.h"
@@ -27,6 +28,7 @@
 #include "smp.h"
 #include "power.h"
 #include "spinlock.h"
+#include "user.h"
 
 #define GUEST(name) const char guest_name[] = name
 
