@@ -94,6 +94,15 @@ struct emu_cpu {
 	unsigned exc_depth;     /* nested delivery: #DF, then triple fault */
 
 	struct emu_tlb tlb;
+	uint64_t tlb_gen;       /* bumped by every TLB flush and paging-mode change */
+	/* The code page instructions were last fetched from (64-bit mode):
+	 * valid while tlb_gen and the CPL are what they were. */
+	struct {
+		uint64_t vpage;
+		uint8_t *host;
+		uint64_t gen;
+		uint8_t cpl;
+	} fetch;
 	struct guest_mem *mem;
 	struct machine *machine;
 	struct emu_lapic *lapic;

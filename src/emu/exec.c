@@ -1062,6 +1062,35 @@ static int exec_0f(struct ctx *c)
 
 /* ---- fetch, decode, execute ---- */
 
+/* 64-bit mode, same code page as the last fetch, no TLB flush or CPL
+ * change since, and the whole 15-byte window in the page: decode straight
+ * from guest RAM. The page was translated for execution at this CPL when
+ * it was cached; whatever invalidates that bumps tlb_gen. */
+static bool fetch_cached(struct emu_cpu *cpu, struct emu_insn *in, int *r)
+{
+	uint64_t off = cpu->rip & 0xfff;
+
+	if (cpu->mode != MODE_LONG64 || (cpu->rip >> 12) != cpu->fetch.vpage || !cpu->fetch.host ||
+	    cpu->fetch.gen != cpu->tlb_gen || cpu->fetch.cpl != cpu->cpl || off > 4096 - EMU_INSN_MAX)
+		return false;
+	*r = emu_decode(cpu->fetch.host + off, EMU_INSN_MAX, cpu->mode, in);
+	return true;
+}
+
+static void fetch_remember(struct emu_cpu *cpu, uint64_t linear)
+{
+	uint64_t phys;
+	uint8_t *host;
+
+	if (cpu->mode != MODE_LONG64 ||
+	    emu_mmu_translate(cpu, linear, ACC_EXEC | (cpu->cpl == 3 ? ACC_USER : 0), &phys, &host))
+		return;
+	cpu->fetch.vpage = linear >> 12;
+	cpu->fetch.host = host; /* NULL for MMIO: never cached */
+	cpu->fetch.gen = cpu->tlb_gen;
+	cpu->fetch.cpl = cpu->cpl;
+}
+
 static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 {
 	uint8_t buf[EMU_INSN_MAX];
@@ -1069,11 +1098,14 @@ static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 	unsigned avail;
 	int err, r;
 
+	if (fetch_cached(cpu, in, &r))
+		goto decoded;
 	if ((err = emu_linear(cpu, SR_CS, cpu->rip, 1, ACC_EXEC, &linear)))
 		return err;
 	avail = MIN(EMU_INSN_MAX, 4096 - (linear & 0xfff));
 	if ((err = emu_read_linear(cpu, linear, buf, avail, ACC_EXEC)))
 		return err;
+	fetch_remember(cpu, linear);
 	r = emu_decode(buf, avail, cpu->mode, in);
 	if (r == DECODE_NEED_MORE) {
 		/* The instruction crosses into the next page: fetch that too. */
@@ -1081,6 +1113,7 @@ static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 			return err;
 		r = emu_decode(buf, EMU_INSN_MAX, cpu->mode, in);
 	}
+decoded:
 	if (r == DECODE_TOO_LONG)
 		return emu_fault(cpu, EXC_GP, true, 0);
 	if (r != DECODE_OK)

@@ -112,6 +112,20 @@ bool emu_flag(const struct emu_cpu *cpu, uint64_t flag)
 		return !(l->res & mask);
 	case FL_SF:
 		return (l->res >> (l->size * 8 - 1)) & 1;
+	case FL_CF: /* the common cases without computing all six */
+		switch (l->op) {
+		case FLOP_ADD: return (l->res & mask) < (l->dst & mask);
+		case FLOP_SUB: return (l->dst & mask) < (l->src & mask);
+		case FLOP_LOGIC: return false;
+		case FLOP_INC: case FLOP_DEC: return cpu->rflags & FL_CF;
+		}
+		return lazy_arith(cpu) & FL_CF;
+	case FL_OF:
+		if (l->op == FLOP_LOGIC)
+			return false;
+		if (l->op == FLOP_SUB)
+			return (((l->dst ^ l->src) & (l->dst ^ l->res)) >> (l->size * 8 - 1)) & 1;
+		return lazy_arith(cpu) & FL_OF;
 	default:
 		return lazy_arith(cpu) & flag;
 	}

@@ -303,6 +303,7 @@ int emu_mmu_translate(struct emu_cpu *cpu, uint64_t linear, unsigned access,
 
 void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
 {
+	cpu->tlb_gen++;
 	for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
 		struct emu_tlb_entry *e = &cpu->tlb.e[i];
 
@@ -314,6 +315,8 @@ void emu_tlb_flush(struct emu_cpu *cpu, bool include_global)
 void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t linear)
 {
 	uint64_t vpage = linear >> 12;
+
+	cpu->tlb_gen++;
 
 	/* INVLPG drops the whole page containing linear. Large pages are
 	 * cached in 4 KiB pieces whose size is not recorded, so drop every

@@ -330,6 +330,7 @@ static int write_cr0(struct emu_cpu *cpu, uint64_t v)
 		cpu->efer &= ~X86_EFER_LMA;
 	}
 	cpu->cr0 = v;
+	cpu->tlb_gen++;     /* permissions (WP) may differ: no cached fetch page */
 	if ((old ^ v) & (X86_CR0_PG | X86_CR0_PE | CR0_WP))
 		emu_tlb_flush(cpu, true);
 	emu_cpu_update_mode(cpu);
@@ -345,6 +346,7 @@ static int write_cr4(struct emu_cpu *cpu, uint64_t v)
 	if ((v ^ cpu->cr4) & (X86_CR4_PAE | CR4_PSE | CR4_PGE))
 		emu_tlb_flush(cpu, true);
 	cpu->cr4 = v;
+	cpu->tlb_gen++;     /* SMEP and friends: no cached fetch page */
 	return 0;
 }
 
@@ -461,6 +463,7 @@ static int wrmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
 		if ((v ^ cpu->efer) & EFER_NXE)
 			emu_tlb_flush(cpu, true);
 		cpu->efer = (v & allowed) | (cpu->efer & X86_EFER_LMA);
+		cpu->tlb_gen++; /* NXE: no cached fetch page */
 		return 0;
 	}
 	case MSR_STAR: cpu->msr.star = v; return 0;
