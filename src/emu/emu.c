@@ -260,7 +260,14 @@ static int emu_vcpu_init(struct machine *m, struct vcpu *v)
 	ev->cpu.index = v->index;
 	ev->cpu.ncpus = m->ncpus;
 	pthread_mutex_init(&ev->mu, NULL);
-	pthread_cond_init(&ev->cv, NULL);
+	{
+		/* deadlines are monotonic (now_ns); so is the wait */
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ev->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	emu_cpu_reset(&ev->cpu);
 	ev->state = v->index == 0 ? VCPU_RUN : VCPU_WAIT_SIPI;
 	return 0;
@@ -336,16 +343,10 @@ static void wait_for(struct emu_vcpu *ev, uint64_t deadline_ns)
 		if (deadline_ns == EMU_NO_DEADLINE) {
 			pthread_cond_wait(&ev->cv, &ev->mu);
 		} else {
-			/* the condition variable waits on CLOCK_REALTIME: convert */
-			struct timespec ts;
-			uint64_t now = now_ns(), delta = deadline_ns > now ? deadline_ns - now : 0;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += delta / 1000000000ULL;
-			ts.tv_nsec += delta % 1000000000ULL;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts = {
+				.tv_sec = deadline_ns / 1000000000ULL,
+				.tv_nsec = deadline_ns % 1000000000ULL,
+			};
 			pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
 		}
 	}
