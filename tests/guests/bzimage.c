@@ -118,18 +118,6 @@ static void check_mode(uint64_t entry_rflags)
 	kprintf("bzimage: 64-bit mode, paging on, interrupts off\n");
 }
 
-static const char *type_name(uint32_t type)
-{
-	switch (type) {
-	case 1: return "RAM";
-	case 2: return "reserved";
-	case 3: return "ACPI";
-	case 4: return "NVS";
-	case 5: return "unusable";
-	default: return "other";
-	}
-}
-
 /* Prints the e820 table; returns the RAM (type 1) in bytes. */
 static uint64_t check_e820(const uint8_t *bp, uint64_t *top_low)
 {
@@ -145,7 +133,7 @@ static uint64_t check_e820(const uint8_t *bp, uint64_t *top_low)
 		if (!size)
 			continue;
 		kprintf("bzimage: e820 0x%016lx-0x%016lx type %u (%s)\n", addr, addr + size - 1, type,
-			type_name(type));
+			e820_type_name(type));
 		if (type != E820_RAM)
 			continue;
 		ram += size;

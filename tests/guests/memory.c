@@ -10,18 +10,6 @@ GUEST("memory");
 
 static uint64_t saved[WORDS];
 
-static const char *type_name(uint32_t type)
-{
-	switch (type) {
-	case 1: return "RAM";
-	case 2: return "reserved";
-	case 3: return "ACPI";
-	case 4: return "NVS";
-	case 5: return "unusable";
-	default: return "other";
-	}
-}
-
 /* Pattern, check, restore: the page may hold firmware data. */
 static bool test_page(uint64_t addr)
 {
@@ -61,7 +49,7 @@ void guest_main(void)
 		if (!e->size)
 			continue; /* qboot (QEMU microvm) passes an empty last entry */
 		kprintf("memory: e820 0x%016lx-0x%016lx type %u (%s)\n", e->addr,
-			e->addr + e->size - 1, e->type, type_name(e->type));
+			e->addr + e->size - 1, e->type, e820_type_name(e->type));
 		if (e->type != E820_RAM)
 			continue;
 		ram += e->size;

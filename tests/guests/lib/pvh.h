@@ -44,4 +44,17 @@ extern struct pvh_boot pvh_boot;
 
 void pvh_init(uint32_t start_info_paddr);
 
+/* The name of an e820 memory-map entry type, for printing. */
+static inline const char *e820_type_name(uint32_t type)
+{
+	switch (type) {
+	case 1: return "RAM";
+	case 2: return "reserved";
+	case 3: return "ACPI";
+	case 4: return "NVS";
+	case 5: return "unusable";
+	default: return "other";
+	}
+}
+
 #endif
