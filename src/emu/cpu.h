@@ -82,6 +82,7 @@ struct emu_cpu {
 		uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
 		uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
 		uint64_t pat, tsc_aux, misc_enable, tsc_offset;
+		uint64_t kvm_system_time; /* kvmclock MSR: GPA | enable */
 	} msr;
 	/* x87 / SSE state in FXSAVE layout (512 bytes, 16-byte aligned). */
 	uint8_t fxsave[512] __attribute__((aligned(16)));

@@ -8,9 +8,11 @@
 #include "flags.h"
 #include "irqchip.h"
 
+#include "kumo/memory.h"
 #include "kumo/util.h"
 
 #include <string.h>
+#include <time.h>
 
 #define EMU_TSC_HZ 1000000000ULL /* the guest TSC counts nanoseconds */
 
@@ -33,6 +35,12 @@
 #define MSR_GS_BASE        0xc0000101
 #define MSR_KERNEL_GS_BASE 0xc0000102
 #define MSR_TSC_AUX        0xc0000103
+/* KVM's paravirtual clock (Documentation/virt/kvm/x86/msr.rst), which
+ * emu offers as Linux's clocksource and TSC frequency source. */
+#define MSR_KVM_WALL_CLOCK      0x11
+#define MSR_KVM_SYSTEM_TIME     0x12
+#define MSR_KVM_WALL_CLOCK_NEW  0x4b564d00
+#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 
 #define EFER_SCE (1ULL << 0)
 #define EFER_NXE (1ULL << 11)
@@ -55,6 +63,57 @@
 static uint64_t guest_tsc(const struct emu_cpu *cpu)
 {
 	return now_ns() + cpu->msr.tsc_offset; /* 1 GHz: ns are ticks */
+}
+
+/* The kvmclock structures. The guest TSC counts nanoseconds, so the
+ * time structure is constant: system time = TSC (tsc_timestamp 0,
+ * system_time 0, multiplier 2^31 with shift 1 = x1), TSC-stable. */
+struct pvclock_time {
+	uint32_t version, pad0;
+	uint64_t tsc_timestamp, system_time;
+	uint32_t tsc_to_system_mul;
+	int8_t tsc_shift;
+	uint8_t flags, pad[2];
+};
+struct pvclock_wall {
+	uint32_t version, sec, nsec;
+};
+#define PVCLOCK_TSC_STABLE 0x01
+
+static void kvmclock_publish(struct emu_cpu *cpu)
+{
+	uint64_t v = cpu->msr.kvm_system_time;
+	struct pvclock_time *t;
+
+	if (!(v & 1) || !cpu->mem)
+		return;
+	/* An unusable address is ignored, as KVM does: the guest reads zeros. */
+	t = gpa_ptr(cpu->mem, v & ~1ULL & ~3ULL, sizeof(*t));
+	if (!t)
+		return;
+	*t = (struct pvclock_time){
+		.version = 2,
+		.tsc_timestamp = 0,
+		.system_time = (uint64_t)-cpu->msr.tsc_offset, /* ns at TSC 0 */
+		.tsc_to_system_mul = 0x80000000u,
+		.tsc_shift = 1,
+		.flags = PVCLOCK_TSC_STABLE,
+	};
+}
+
+/* Wall-clock time when the guest's kvmclock read zero. */
+static void kvmclock_wall(struct emu_cpu *cpu, uint64_t gpa)
+{
+	struct pvclock_wall *w = cpu->mem ? gpa_ptr(cpu->mem, gpa & ~3ULL, sizeof(*w)) : NULL;
+	struct timespec rt;
+	uint64_t boot;
+
+	if (!w)
+		return;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	boot = (uint64_t)rt.tv_sec * 1000000000u + rt.tv_nsec - now_ns();
+	*w = (struct pvclock_wall){ .version = 2, .sec = boot / 1000000000u,
+				    .nsec = boot % 1000000000u };
 }
 
 static int gp(struct emu_cpu *cpu, uint32_t error)
@@ -432,6 +491,8 @@ static int rdmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t *v)
 	case MSR_GS_BASE: *v = cpu->seg[SR_GS].base; return 0;
 	case MSR_KERNEL_GS_BASE: *v = cpu->msr.kernel_gs_base; return 0;
 	case MSR_TSC_AUX: *v = cpu->msr.tsc_aux; return 0;
+	case MSR_KVM_SYSTEM_TIME: case MSR_KVM_SYSTEM_TIME_NEW: *v = cpu->msr.kvm_system_time; return 0;
+	case MSR_KVM_WALL_CLOCK: case MSR_KVM_WALL_CLOCK_NEW: *v = 0; return 0;
 	}
 	return -1;
 }
@@ -444,7 +505,14 @@ static bool canonical(uint64_t a)
 static int wrmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
 {
 	switch (msr) {
-	case MSR_TSC: cpu->msr.tsc_offset = v - now_ns(); return 0;
+	case MSR_TSC: cpu->msr.tsc_offset = v - now_ns(); kvmclock_publish(cpu); return 0;
+	case MSR_KVM_SYSTEM_TIME: case MSR_KVM_SYSTEM_TIME_NEW:
+		cpu->msr.kvm_system_time = v;
+		kvmclock_publish(cpu);
+		return 0;
+	case MSR_KVM_WALL_CLOCK: case MSR_KVM_WALL_CLOCK_NEW:
+		kvmclock_wall(cpu, v);
+		return 0;
 	case MSR_APIC_BASE: if (cpu->lapic) emu_lapic_set_base(cpu->lapic, v); return 0;
 	case MSR_MTRR_DEF_TYPE: return 0;
 	case MSR_SYSENTER_CS: cpu->msr.sysenter_cs = v & 0xffff; return 0;
@@ -912,6 +980,12 @@ static int sysexit_insn(struct ctx *c)
 
 #define CPUID_MAX_BASIC 0x16
 #define CPUID_MAX_EXT   0x80000008
+/* An AMD family 15 (K8-class, 64-bit) identity: a vendor Linux knows,
+ * whose generic paths ask nothing of model-specific registers; the brand
+ * string tells kumo's own test guests they run on emu. */
+#define CPUID_VENDOR    "AuthenticAMD"
+#define CPUID_SIGNATURE 0x00060fb1               /* family 0xf, model 0x6b, stepping 1 */
+#define CPUID_BRAND     "KumoEmuX86_6 software x86-64 CPU"
 
 static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
@@ -921,14 +995,15 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 	switch (leaf) {
 	case 0:
 		r[0] = CPUID_MAX_BASIC;
-		memcpy(&r[1], "Kumo", 4);                 /* EBX EDX ECX: "KumoEmuX86_6" */
-		memcpy(&r[3], "EmuX", 4);
-		memcpy(&r[2], "86_6", 4);
+		memcpy(&r[1], CPUID_VENDOR, 4);           /* EBX EDX ECX */
+		memcpy(&r[3], CPUID_VENDOR + 4, 4);
+		memcpy(&r[2], CPUID_VENDOR + 8, 4);
 		break;
 	case 1:
-		r[0] = 0x000606a0;                        /* family 6 */
+		r[0] = CPUID_SIGNATURE;
 		r[1] = (cpu->index << 24) | (ncpus << 16) | (8 << 8);
 		r[2] = (1u << 23) | (1u << 31);           /* POPCNT, hypervisor */
+		r[2] |= 1u << 24;                         /* TSC-deadline LAPIC timer */
 		r[3] = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 9) | (1u << 13) |
 		       (1u << 15) | (1u << 16) | (ncpus > 1 ? 1u << 28 : 0);
 		/* PSE TSC MSR PAE APIC PGE CMOV PAT HTT */
@@ -960,10 +1035,28 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 		r[1] = EMU_TSC_HZ / 1000000;              /* maximum MHz */
 		r[2] = 100;                               /* bus MHz */
 		break;
+	case 0x40000000:                                  /* hypervisor: KVM's ABI for kvmclock */
+		r[0] = 0x40000001;
+		memcpy(&r[1], "KVMKVMKVM\0\0\0", 12);
+		break;
+	case 0x40000001:
+		r[0] = (1u << 0) | (1u << 3) |            /* kvmclock MSRs, old and new */
+		       (1u << 1) |                        /* no port 0x80 delay needed */
+		       (1u << 24);                        /* kvmclock is TSC-stable */
+		break;
 	case 0x80000000:
 		r[0] = CPUID_MAX_EXT;
+		memcpy(&r[1], CPUID_VENDOR, 4);
+		memcpy(&r[3], CPUID_VENDOR + 4, 4);
+		memcpy(&r[2], CPUID_VENDOR + 8, 4);
 		break;
+	case 0x80000002: case 0x80000003: case 0x80000004: {
+		char brand[48] = CPUID_BRAND;
+		memcpy(r, brand + (leaf - 0x80000002) * 16, 16);
+		break;
+	}
 	case 0x80000001:
+		r[0] = CPUID_SIGNATURE;
 		r[2] = 1u << 0;                           /* LAHF/SAHF in 64-bit mode */
 		r[3] = (1u << 20) | (1u << 29);           /* NX, long mode */
 		r[3] |= (1u << 11) | (1u << 27);          /* SYSCALL/SYSRET, RDTSCP */
@@ -973,6 +1066,7 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 		break;
 	case 0x80000008:
 		r[0] = 46 | (48 << 8);                    /* physical, linear address bits */
+		r[2] = ncpus - 1;                         /* AMD: cores per package - 1 */
 		break;
 	}
 }

@@ -47,34 +47,64 @@ enum kvm_backing kvm_probe_backing(void)
 	return KVM_UNKNOWN;
 }
 
+/* What auto picks, by what backs /dev/kvm: hardware virtualization runs
+ * guests at native speed; PVM (no VT-x/SVM) runs a stock kernel emulated
+ * in the host kernel at ~4 MIPS, slower than kumo's own CPU. */
+static const struct {
+	enum kvm_backing backing;
+	enum accel_kind pick;
+	const char *why;
+} auto_table[] = {
+	{ KVM_HARDWARE, ACCEL_KVM, "hardware virtualization" },
+	{ KVM_UNKNOWN, ACCEL_KVM, "/dev/kvm of unknown backing" },
+	{ KVM_PVM, ACCEL_EMU, "auto: /dev/kvm is PVM without hardware virtualization" },
+	{ KVM_ABSENT, ACCEL_EMU, "auto: no /dev/kvm" },
+};
+
+static const char *kvm_why(enum kvm_backing backing)
+{
+	switch (backing) {
+	case KVM_HARDWARE: return "hardware virtualization";
+	case KVM_PVM: return "PVM, no hardware virtualization: a stock Linux kernel runs "
+			     "emulated at ~4 MIPS; --accel emu is faster";
+	case KVM_ABSENT: return "no /dev/kvm";
+	default: return "unknown backing";
+	}
+}
+
 int accel_select(enum accel_kind kind, struct accel_choice *out, const char **err_msg)
 {
 	enum kvm_backing backing = kvm_probe_backing();
+	const char *why = NULL;
 
+	if (kind == ACCEL_AUTO) {
+		kind = ACCEL_KVM;
+		for (size_t i = 0; i < ARRAY_SIZE(auto_table); i++)
+			if (auto_table[i].backing == backing) {
+				kind = auto_table[i].pick;
+				why = auto_table[i].why;
+			}
+#ifndef KUMO_HAVE_EMU
+		kind = ACCEL_KVM;
+		why = NULL;
+#endif
+	}
 	switch (kind) {
 	case ACCEL_EMU:
 #ifdef KUMO_HAVE_EMU
 		out->ops = &emu_accel_ops;
-		out->why = "x86-64 in software (in progress: Linux does not boot on it yet)";
+		out->why = why ? why : "x86-64 in software";
 		return 0;
 #else
 		*err_msg = "this kumo was built without the emu engine";
 		return -ENOTSUP;
 #endif
 	case ACCEL_KVM:
-	case ACCEL_AUTO:
 		out->ops = &kvm_accel_ops;
-		if (backing == KVM_HARDWARE)
-			out->why = "hardware virtualization";
-		else if (backing == KVM_PVM)
-			/* Until the emu engine lands, auto still picks kvm here. */
-			out->why = "PVM, no hardware virtualization: a stock Linux kernel runs "
-				   "emulated at ~4 MIPS and boots very slowly";
-		else if (backing == KVM_ABSENT)
-			out->why = "no /dev/kvm";
-		else
-			out->why = "unknown backing";
+		out->why = why ? why : kvm_why(backing);
 		return 0;
+	case ACCEL_AUTO:
+		break;
 	}
 	*err_msg = "unknown engine";
 	return -EINVAL;

@@ -18,7 +18,7 @@
  * instruction emulator, which knows few SSE instructions and stops the
  * VM (KVM internal error) at the others, while CPL-3 code runs on the
  * host CPU. A CPL-3 #UD where none is expected ends the user code: on
- * emu (CPUID vendor "KumoEmuX86_6") a failure, elsewhere the checks are
+ * emu (CPUID brand "KumoEmuX86_6 ...") a failure, elsewhere the checks are
  * skipped; so are #UD/#NM that CR4.OSFXSR/CR0.TS should cause but that
  * such a host does not raise.
  *

@@ -66,7 +66,7 @@ static volatile struct {
 	unsigned int_ud, back_ud;
 } seen;
 
-/* On emu (CPUID vendor "KumoEmuX86_6") every check must pass. Elsewhere a
+/* On emu (CPUID brand "KumoEmuX86_6 ...") every check must pass. Elsewhere a
  * host whose instruction emulator lacks SYSRET or protected-mode INT n
  * (KVM's emulator, as under PVM) gets those checks reported as skipped:
  * the SYSCALL handler returns with IRETQ, the #UD handler steps over an

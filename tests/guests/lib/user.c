@@ -48,13 +48,20 @@ void user_setup(uint64_t rsp0, uint64_t ist1, bool io_bitmap)
 bool cpu_vendor_is_emu(char vendor[13])
 {
 	uint32_t r[4];
+	char brand[13];
 
 	cpuid(0, 0, r);
 	memcpy(vendor, &r[1], 4);
 	memcpy(vendor + 4, &r[3], 4);
 	memcpy(vendor + 8, &r[2], 4);
 	vendor[12] = 0;
-	return !memcmp(vendor, "KumoEmuX86_6", 12);
+	cpuid(0x80000000, 0, r);
+	if (r[0] < 0x80000002)
+		return false;
+	cpuid(0x80000002, 0, r);
+	memcpy(brand, r, 12);
+	brand[12] = 0;
+	return !memcmp(brand, "KumoEmuX86_6", 12);
 }
 
 void user_io_allow(unsigned port)

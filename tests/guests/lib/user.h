@@ -45,7 +45,7 @@ extern uint64_t user_kernel_rsp;
 extern const uint8_t user_return[];
 
 /* Stores the CPUID vendor string (12 characters and a NUL) in vendor;
- * true on kumo's emu ("KumoEmuX86_6"), where the CPL-3 guests must pass
+ * true on kumo's emu (brand string "KumoEmuX86_6 ..."), where the CPL-3 guests must pass
  * every check (elsewhere they skip what the host cannot emulate). */
 bool cpu_vendor_is_emu(char vendor[13]);
 
