@@ -60,10 +60,13 @@ static int access_piece(struct emu_cpu *cpu, uint64_t linear, uint8_t *buf, unsi
 		return err;
 	if (host) {
 		host += linear & 0xfff;
-		if (write)
+		if (write) {
 			memcpy(host, buf, size);
-		else
+			if ((phys >> 12) == cpu->code_page)
+				cpu->code_written = true;
+		} else {
 			memcpy(buf, host, size);
+		}
 		return 0;
 	}
 	if (!cpu->machine) {
@@ -140,5 +143,9 @@ void *emu_host_ptr(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned 
 	if (*err || (linear & (size - 1)) || (linear & 0xfff) + size > 4096)
 		return NULL;
 	*err = emu_mmu_translate(cpu, linear, access | user_bit(cpu, access), &phys, &host);
-	return (*err || !host) ? NULL : host + (linear & 0xfff);
+	if (*err || !host)
+		return NULL;
+	if ((access & ACC_WRITE) && (phys >> 12) == cpu->code_page)
+		cpu->code_written = true;
+	return host + (linear & 0xfff);
 }

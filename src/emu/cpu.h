@@ -95,14 +95,20 @@ struct emu_cpu {
 
 	struct emu_tlb tlb;
 	uint64_t tlb_gen;       /* bumped by every TLB flush and paging-mode change */
-	/* The code page instructions were last fetched from (64-bit mode):
-	 * valid while tlb_gen and the CPL are what they were. */
+	/* The code page instructions were last fetched from: its linear and
+	 * physical page and host address (NULL: not RAM), valid while tlb_gen
+	 * and the CPL are what they were. */
 	struct {
-		uint64_t vpage;
+		uint64_t vpage, ppage;
 		uint8_t *host;
 		uint64_t gen;
 		uint8_t cpl;
 	} fetch;
+	/* The physical page of the block being executed; a write there sets
+	 * code_written (access.c) and the executor leaves the block, so the
+	 * next instruction is fetched and validated again. */
+	uint64_t code_page;
+	bool code_written;
 	struct guest_mem *mem;
 	struct machine *machine;
 	struct emu_lapic *lapic;

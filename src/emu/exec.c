@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "exec_internal.h"
+#include "icache.h"
 #include "sse.h"
 
 /* Read-modify-write of the r/m operand: fn computes the new value (and
@@ -1062,35 +1063,10 @@ static int exec_0f(struct ctx *c)
 
 /* ---- fetch, decode, execute ---- */
 
-/* 64-bit mode, same code page as the last fetch, no TLB flush or CPL
- * change since, and the whole 15-byte window in the page: decode straight
- * from guest RAM. The page was translated for execution at this CPL when
- * it was cached; whatever invalidates that bumps tlb_gen. */
-static bool fetch_cached(struct emu_cpu *cpu, struct emu_insn *in, int *r)
-{
-	uint64_t off = cpu->rip & 0xfff;
-
-	if (cpu->mode != MODE_LONG64 || (cpu->rip >> 12) != cpu->fetch.vpage || !cpu->fetch.host ||
-	    cpu->fetch.gen != cpu->tlb_gen || cpu->fetch.cpl != cpu->cpl || off > 4096 - EMU_INSN_MAX)
-		return false;
-	*r = emu_decode(cpu->fetch.host + off, EMU_INSN_MAX, cpu->mode, in);
-	return true;
-}
-
-static void fetch_remember(struct emu_cpu *cpu, uint64_t linear)
-{
-	uint64_t phys;
-	uint8_t *host;
-
-	if (cpu->mode != MODE_LONG64 ||
-	    emu_mmu_translate(cpu, linear, ACC_EXEC | (cpu->cpl == 3 ? ACC_USER : 0), &phys, &host))
-		return;
-	cpu->fetch.vpage = linear >> 12;
-	cpu->fetch.host = host; /* NULL for MMIO: never cached */
-	cpu->fetch.gen = cpu->tlb_gen;
-	cpu->fetch.cpl = cpu->cpl;
-}
-
+/* The slow fetch: through segmentation and the TLB into a buffer, both
+ * pages of an instruction that crosses one, decoded every time. For what
+ * the block cache does not take: page-crossing instructions, code in MMIO,
+ * bytes that do not decode (the fault comes from here). */
 static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 {
 	uint8_t buf[EMU_INSN_MAX];
@@ -1098,14 +1074,11 @@ static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 	unsigned avail;
 	int err, r;
 
-	if (fetch_cached(cpu, in, &r))
-		goto decoded;
 	if ((err = emu_linear(cpu, SR_CS, cpu->rip, 1, ACC_EXEC, &linear)))
 		return err;
 	avail = MIN(EMU_INSN_MAX, 4096 - (linear & 0xfff));
 	if ((err = emu_read_linear(cpu, linear, buf, avail, ACC_EXEC)))
 		return err;
-	fetch_remember(cpu, linear);
 	r = emu_decode(buf, avail, cpu->mode, in);
 	if (r == DECODE_NEED_MORE) {
 		/* The instruction crosses into the next page: fetch that too. */
@@ -1113,7 +1086,6 @@ static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 			return err;
 		r = emu_decode(buf, EMU_INSN_MAX, cpu->mode, in);
 	}
-decoded:
 	if (r == DECODE_TOO_LONG)
 		return emu_fault(cpu, EXC_GP, true, 0);
 	if (r != DECODE_OK)
@@ -1121,28 +1093,106 @@ decoded:
 	return 0;
 }
 
-int emu_step(struct emu_cpu *cpu)
+/* Executes one decoded instruction at cpu->rip: EMU_OK (cpu->rip is the
+ * next instruction's), EMU_HALT, or EMU_FAULT with the state as before. */
+static inline int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	struct emu_insn in;
-	struct ctx c = { .cpu = cpu, .in = &in };
+	struct ctx c = { .cpu = cpu, .in = in };
 	bool shadow = cpu->interrupt_shadow;
 	int r;
 
-	if (fetch_decode(cpu, &in))
-		return EMU_FAULT;
 	/* IP wraps at the code segment's size */
-	c.next = cpu->rip + in.len;
+	c.next = cpu->rip + in->len;
 	if (cpu->mode != MODE_LONG64)
 		c.next &= cpu->seg[SR_CS].db ? 0xffffffffULL : 0xffffULL;
-	if (in.has_modrm && in.mod != 3)
+	if (in->has_modrm && in->mod != 3)
 		calc_ea(&c);
-	r = in.map == MAP_1B ? exec_1b(&c) : in.map == MAP_0F ? exec_0f(&c) : system_or_ud(&c);
+	r = in->map == MAP_1B ? exec_1b(&c) : in->map == MAP_0F ? exec_0f(&c) : system_or_ud(&c);
 	if (r < 0)
 		return EMU_FAULT;
 	cpu->rip = c.next;
 	if (shadow) /* the shadow of STI / MOV SS covers one instruction: this one */
 		cpu->interrupt_shadow = false;
 	return r == EMU_HALT ? EMU_HALT : EMU_OK;
+}
+
+/* The code page of cpu->rip for a fetch at the current CPL: its host
+ * address (NULL: not RAM) and physical page. The translation is the TLB's,
+ * remembered in cpu->fetch until the TLB, the paging mode or the CPL
+ * change (tlb_gen). Segmentation (CS limit outside 64-bit mode) is
+ * checked on every call. */
+static int code_page(struct emu_cpu *cpu, uint8_t **host, uint64_t *ppage)
+{
+	uint64_t linear = cpu->rip, phys;
+	int err;
+
+	if (cpu->mode != MODE_LONG64 && (err = emu_linear(cpu, SR_CS, cpu->rip, 1, ACC_EXEC, &linear)))
+		return err;
+	if ((linear >> 12) != cpu->fetch.vpage || cpu->fetch.gen != cpu->tlb_gen ||
+	    cpu->fetch.cpl != cpu->cpl) {
+		if ((err = emu_mmu_translate(cpu, linear, ACC_EXEC | (cpu->cpl == 3 ? ACC_USER : 0),
+					     &phys, host)))
+			return err;
+		cpu->fetch.vpage = linear >> 12;
+		cpu->fetch.ppage = phys >> 12;
+		cpu->fetch.host = *host;
+		cpu->fetch.gen = cpu->tlb_gen;
+		cpu->fetch.cpl = cpu->cpl;
+	}
+	*host = cpu->fetch.host;
+	*ppage = cpu->fetch.ppage;
+	return 0;
+}
+
+/* One instruction the slow way. */
+static int step_slow(struct emu_cpu *cpu)
+{
+	struct emu_insn in;
+
+	if (fetch_decode(cpu, &in))
+		return EMU_FAULT;
+	return exec_insn(cpu, &in);
+}
+
+int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
+{
+	const struct emu_block *b;
+	const struct emu_insn *in;
+	uint64_t ppage, expect;
+	uint8_t *host;
+	unsigned n;
+	int st;
+
+	*ran = 1;
+	if (code_page(cpu, &host, &ppage))
+		return EMU_FAULT;
+	if (!host || !(b = emu_icache_lookup(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in)))
+		return step_slow(cpu);
+	n = MIN((unsigned)b->ninsn, budget ? budget : 1);
+	expect = cpu->rip;
+	cpu->code_page = ppage;
+	cpu->code_written = false;
+	for (unsigned i = 0;; i++, in++) {
+		/* CS limit: the block's first instruction was checked above */
+		if (i && cpu->mode != MODE_LONG64 && cpu->mode != MODE_REAL &&
+		    cpu->rip > cpu->seg[SR_CS].limit)
+			return EMU_OK;
+		st = exec_insn(cpu, in);
+		*ran = i + 1;
+		expect += in->len;
+		/* Leave the block when the instruction went elsewhere (a taken
+		 * branch, a paused REP, IP wrapping) or wrote to this code page:
+		 * the next lookup validates the bytes again. */
+		if (st != EMU_OK || i + 1 == n || cpu->rip != expect || cpu->code_written)
+			return st;
+	}
+}
+
+int emu_step(struct emu_cpu *cpu)
+{
+	unsigned ran;
+
+	return emu_run(cpu, 1, &ran);
 }
 
 void emu_cpu_update_mode(struct emu_cpu *cpu)
