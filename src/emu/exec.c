@@ -385,8 +385,9 @@ static bool neg_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t arg, ui
 
 static bool incdec_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t dec, uint64_t *res)
 {
-	/* CF is kept: put it in rflags before the lazy state takes over */
-	emu_flags_update(c->cpu, FL_CF, emu_flag(c->cpu, FL_CF) ? FL_CF : 0);
+	/* CF is kept: put it in rflags before the lazy state takes over (the
+	 * other five come from the new lazy state, whatever rflags holds) */
+	c->cpu->rflags = (c->cpu->rflags & ~FL_CF) | (emu_flag(c->cpu, FL_CF) ? FL_CF : 0);
 	*res = (dec ? old - 1 : old + 1) & mask_of(size);
 	emu_flags_lazy(c->cpu, dec ? FLOP_DEC : FLOP_INC, size, old, 1, *res);
 	return true;
@@ -1061,6 +1062,409 @@ static int exec_0f(struct ctx *c)
 	return system_or_ud(c);
 }
 
+/* ---- handlers for the common 64-bit forms ----
+ *
+ * The block cache gives each instruction a handler once, when it decodes
+ * it (emu_exec_pick): for the forms that make most of the integer code a
+ * compiler emits, in 64-bit mode with 32- or 64-bit operands and no LOCK
+ * or REP, a function that does just that form; for everything else the
+ * general path (exec_insn). Each is exactly what the general path does for
+ * its form; emu-diff runs them against the host CPU. */
+
+#define FAST_CTX(c, cpu, in) struct ctx c = { .cpu = (cpu), .in = (in), .next = (cpu)->rip + (in)->len }
+
+static inline void gpr_set(struct emu_cpu *cpu, unsigned r, unsigned size, uint64_t v)
+{
+	cpu->gpr[r] = size == 8 ? v : (uint32_t)v;
+}
+
+static inline bool canonical_addr(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+/* r/m op= imm or reg, through memory: the flags come back if the write
+ * faults, so the fault leaves the state as before. */
+static int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
+{
+	struct emu_cpu *cpu = c->cpu;
+	struct emu_lazy_flags lf = cpu->lf;
+	uint64_t rflags = cpu->rflags, dst, res;
+
+	calc_ea(c);
+	if (emu_read(cpu, c->seg, c->ea, size, &dst))
+		return EMU_FAULT;
+	if (alu(c, size, dst, src, op, &res) && emu_write(cpu, c->seg, c->ea, size, res)) {
+		cpu->lf = lf;
+		cpu->rflags = rflags;
+		return EMU_FAULT;
+	}
+	return EMU_OK;
+}
+
+/* 01 09 11 19 21 29 31 39: r/m op= reg */
+static int fast_alu_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize, op = in->op >> 3;
+	uint64_t res;
+
+	if (in->mod == 3) {
+		if (alu(&c, size, cpu->gpr[in->rm], cpu->gpr[in->reg], op, &res))
+			gpr_set(cpu, in->rm, size, res);
+	} else if (alu_mem(&c, size, op, cpu->gpr[in->reg])) {
+		return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 03 0B 13 1B 23 2B 33 3B: reg op= r/m */
+static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize;
+	uint64_t src, res;
+
+	if (in->mod == 3) {
+		src = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read(cpu, c.seg, c.ea, size, &src))
+			return EMU_FAULT;
+	}
+	if (alu(&c, size, cpu->gpr[in->reg], src, in->op >> 3, &res))
+		gpr_set(cpu, in->reg, size, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 81 83: r/m op= imm */
+static int fast_alu_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize, op = in->reg & 7;
+	uint64_t res;
+
+	if (in->mod == 3) {
+		if (alu(&c, size, cpu->gpr[in->rm], in->imm, op, &res))
+			gpr_set(cpu, in->rm, size, res);
+	} else if (alu_mem(&c, size, op, in->imm)) {
+		return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 05 0D ... 3D: rAX op= imm */
+static int fast_alu_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t res;
+
+	if (alu(&c, in->opsize, cpu->gpr[X86_RAX], in->imm, in->op >> 3, &res))
+		gpr_set(cpu, X86_RAX, in->opsize, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 85: TEST r/m, reg */
+static int fast_test(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v, res;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read(cpu, c.seg, c.ea, in->opsize, &v))
+			return EMU_FAULT;
+	}
+	alu(&c, in->opsize, v, cpu->gpr[in->reg], ALU_AND, &res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 89: MOV r/m, reg */
+static int fast_mov_store(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	if (in->mod == 3) {
+		gpr_set(cpu, in->rm, in->opsize, cpu->gpr[in->reg]);
+	} else {
+		calc_ea(&c);
+		if (emu_write(cpu, c.seg, c.ea, in->opsize, cpu->gpr[in->reg]))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 8B: MOV reg, r/m */
+static int fast_mov_load(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read(cpu, c.seg, c.ea, in->opsize, &v))
+			return EMU_FAULT;
+	}
+	gpr_set(cpu, in->reg, in->opsize, v);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* C7 /0: MOV r/m, imm32 (sign-extended) */
+static int fast_mov_imm_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	if (in->mod == 3) {
+		gpr_set(cpu, in->rm, in->opsize, in->imm);
+	} else {
+		calc_ea(&c);
+		if (emu_write(cpu, c.seg, c.ea, in->opsize, in->imm))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* B8+r: MOV reg, imm */
+static int fast_mov_imm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	gpr_set(cpu, (in->op & 7) | ((in->rex & 1) << 3), in->opsize, in->imm);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 8D: LEA */
+static int fast_lea(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	calc_ea(&c);
+	gpr_set(cpu, in->reg, in->opsize, c.ea);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 70-7F, 0F 80-8F: Jcc rel */
+static int fast_jcc(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t next = cpu->rip + in->len;
+
+	if (emu_cond(cpu, in->op & 15)) {
+		next += in->imm;
+		if (!canonical_addr(next))
+			return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	}
+	cpu->rip = next;
+	return EMU_OK;
+}
+
+/* E9 EB: JMP rel */
+static int fast_jmp(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t next = cpu->rip + in->len + in->imm;
+
+	if (!canonical_addr(next))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	cpu->rip = next;
+	return EMU_OK;
+}
+
+/* E8: CALL rel */
+static int fast_call(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t ret = cpu->rip + in->len, target = ret + in->imm;
+
+	if (!canonical_addr(target))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	if (emu_push(cpu, 8, ret))
+		return EMU_FAULT;
+	cpu->rip = target;
+	return EMU_OK;
+}
+
+/* C3: RET */
+static int fast_ret(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t v;
+
+	(void)in;
+	if (emu_peek(cpu, 8, 0, &v))
+		return EMU_FAULT;
+	if (!canonical_addr(v))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	emu_pop_commit(cpu, 8);
+	cpu->rip = v;
+	return EMU_OK;
+}
+
+/* 50-57: PUSH reg (64-bit) */
+static int fast_push(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (emu_push(cpu, 8, cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)]))
+		return EMU_FAULT;
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 58-5F: POP reg (64-bit) */
+static int fast_pop(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t v;
+
+	if (emu_peek(cpu, 8, 0, &v))
+		return EMU_FAULT;
+	emu_pop_commit(cpu, 8);
+	cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)] = v;
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* FF /0 /1 with a register: INC/DEC (CF kept) */
+static int fast_incdec(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize;
+	uint64_t old = cpu->gpr[in->rm] & mask_of(size);
+	bool dec = in->reg & 1;
+	uint64_t res = (dec ? old - 1 : old + 1) & mask_of(size);
+
+	cpu->rflags = (cpu->rflags & ~FL_CF) | (emu_flag(cpu, FL_CF) ? FL_CF : 0);
+	emu_flags_lazy(cpu, dec ? FLOP_DEC : FLOP_INC, size, old, 1, res);
+	gpr_set(cpu, in->rm, size, res);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* C1 D1 D3: shifts and rotates by imm8, 1 or CL */
+static int fast_shift(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned count = in->op == 0xc1 ? in->imm & 0xff : in->op == 0xd1 ? 1 : cpu->gpr[X86_RCX] & 0xff;
+
+	if (in->mod != 3)
+		calc_ea(&c);
+	if (shift(&c, in->opsize, in->reg & 7, count))
+		return EMU_FAULT;
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 0F AF: IMUL reg, r/m */
+static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize;
+	uint64_t v, res;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read(cpu, c.seg, c.ea, size, &v))
+			return EMU_FAULT;
+	}
+	imul_flags(&c, size, (int64_t)sext(cpu->gpr[in->reg], size), (int64_t)sext(v, size), &res);
+	gpr_set(cpu, in->reg, size, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 0F B6 B7 BE BF: MOVZX / MOVSX; 63: MOVSXD */
+static int fast_movx(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned from = in->map == MAP_1B ? 4 : (in->op & 1) ? 2 : 1;
+	uint64_t v;
+
+	if (in->mod == 3) {
+		v = reg_read(&c, in->rm, from);
+	} else {
+		calc_ea(&c);
+		if (emu_read(cpu, c.seg, c.ea, from, &v))
+			return EMU_FAULT;
+	}
+	if (in->map == MAP_1B ? in->opsize == 8 : in->op >= 0xbe)
+		v = sext(v, from);
+	gpr_set(cpu, in->reg, in->opsize, v);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 0F 40-4F: CMOVcc */
+static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read(cpu, c.seg, c.ea, in->opsize, &v))
+			return EMU_FAULT;
+	}
+	gpr_set(cpu, in->reg, in->opsize, emu_cond(cpu, in->op & 15) ? v : cpu->gpr[in->reg]);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+static int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in);
+
+emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
+{
+	bool wide = in->opsize == 4 || in->opsize == 8;
+	unsigned op = in->op;
+
+	if (mode != MODE_LONG64 || in->lock || in->rep)
+		return exec_insn;
+	if (in->map == MAP_1B) {
+		if (op < 0x40 && (op & 7) == 1 && wide)
+			return fast_alu_rm_reg;
+		if (op < 0x40 && (op & 7) == 3 && wide)
+			return fast_alu_reg_rm;
+		if (op < 0x40 && (op & 7) == 5 && wide)
+			return fast_alu_acc_imm;
+		switch (op) {
+		case 0x50 ... 0x57: return in->opsize == 8 ? fast_push : exec_insn;
+		case 0x58 ... 0x5f: return in->opsize == 8 ? fast_pop : exec_insn;
+		case 0x63: return wide ? fast_movx : exec_insn;
+		case 0x70 ... 0x7f: return fast_jcc;
+		case 0x81: case 0x83: return wide ? fast_alu_rm_imm : exec_insn;
+		case 0x85: return wide ? fast_test : exec_insn;
+		case 0x89: return wide ? fast_mov_store : exec_insn;
+		case 0x8b: return wide ? fast_mov_load : exec_insn;
+		case 0x8d: return wide ? fast_lea : exec_insn;
+		case 0xb8 ... 0xbf: return wide ? fast_mov_imm_reg : exec_insn;
+		case 0xc1: case 0xd1: case 0xd3: return wide ? fast_shift : exec_insn;
+		case 0xc3: return fast_ret;
+		case 0xc7: return wide && (in->reg & 7) == 0 ? fast_mov_imm_rm : exec_insn;
+		case 0xe8: return fast_call;
+		case 0xe9: case 0xeb: return fast_jmp;
+		case 0xff: return wide && in->mod == 3 && (in->reg & 7) < 2 ? fast_incdec : exec_insn;
+		}
+		return exec_insn;
+	}
+	if (in->map == MAP_0F) {
+		switch (op) {
+		case 0x40 ... 0x4f: return wide ? fast_cmov : exec_insn;
+		case 0x80 ... 0x8f: return fast_jcc;
+		case 0xaf: return wide ? fast_imul : exec_insn;
+		case 0xb6: case 0xb7: case 0xbe: case 0xbf: return wide ? fast_movx : exec_insn;
+		}
+	}
+	return exec_insn;
+}
+
 /* ---- fetch, decode, execute ---- */
 
 /* The slow fetch: through segmentation and the TLB into a buffer, both
@@ -1095,7 +1499,7 @@ static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 
 /* Executes one decoded instruction at cpu->rip: EMU_OK (cpu->rip is the
  * next instruction's), EMU_HALT, or EMU_FAULT with the state as before. */
-static inline int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in)
+static int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	struct ctx c = { .cpu = cpu, .in = in };
 	bool shadow = cpu->interrupt_shadow;
@@ -1177,7 +1581,10 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		if (i && cpu->mode != MODE_LONG64 && cpu->mode != MODE_REAL &&
 		    cpu->rip > cpu->seg[SR_CS].limit)
 			return EMU_OK;
-		st = exec_insn(cpu, in);
+		/* The handlers leave the interrupt shadow alone: ending it is the
+		 * general path's (only the first instruction of a block can be in
+		 * one: what starts a shadow ends its block). */
+		st = cpu->interrupt_shadow ? exec_insn(cpu, in) : in->exec(cpu, in);
 		*ran = i + 1;
 		expect += in->len;
 		/* Leave the block when the instruction went elsewhere (a taken

@@ -120,6 +120,12 @@ static inline int rm_write(struct ctx *c, unsigned size, uint64_t v)
 }
 
 /* exec.c */
+/* The handler for a decoded instruction in mode (struct emu_insn.exec):
+ * one of the specialised ones for the common 64-bit forms, or the general
+ * one. Both return EMU_OK (cpu->rip at the next instruction), EMU_HALT or
+ * EMU_FAULT (state as before the instruction). */
+typedef int (*emu_exec_fn)(struct emu_cpu *cpu, const struct emu_insn *in);
+emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode);
 int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v) WUR;
 int emu_peek(struct emu_cpu *cpu, unsigned size, unsigned offset, uint64_t *v) WUR;
 void emu_pop_commit(struct emu_cpu *cpu, unsigned size);

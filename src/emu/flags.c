@@ -97,6 +97,11 @@ void emu_flags_set(struct emu_cpu *cpu, uint64_t rflags)
 
 void emu_flags_update(struct emu_cpu *cpu, uint64_t mask, uint64_t values)
 {
+	if ((mask & FL_ARITH) == FL_ARITH) {
+		/* all six replaced: nothing of the lazy state survives */
+		emu_flags_set(cpu, (cpu->rflags & ~mask) | (values & mask));
+		return;
+	}
 	emu_flags_set(cpu, (emu_flags_get(cpu) & ~mask) | (values & mask));
 }
 

@@ -3,6 +3,7 @@
  * either fills up. One cache per host thread, made on first use and freed
  * when the thread ends. */
 #include "icache.h"
+#include "exec_internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -127,6 +128,7 @@ static bool build(struct icache *c, struct emu_block *b, uint64_t phys, const ui
 
 		if (emu_decode(bytes + pos, avail, mode, in) != DECODE_OK)
 			break; /* crosses the page, or faults: left to the slow path */
+		in->exec = emu_exec_pick(in, mode);
 		pos += in->len;
 		n++;
 		if (!straight(in))
@@ -142,6 +144,32 @@ static bool build(struct icache *c, struct emu_block *b, uint64_t phys, const ui
 	return true;
 }
 
+/* memcmp(a, b, n) == 0, inline: blocks are short and this runs on every
+ * block entered. */
+static inline bool same_bytes(const uint8_t *a, const uint8_t *b, unsigned n)
+{
+	uint64_t x, y;
+	uint32_t x4, y4;
+
+	for (; n >= 8; a += 8, b += 8, n -= 8) {
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return false;
+	}
+	if (n >= 4) {
+		memcpy(&x4, a, 4);
+		memcpy(&y4, b, 4);
+		if (x4 != y4)
+			return false;
+		a += 4, b += 4, n -= 4;
+	}
+	for (; n; a++, b++, n--)
+		if (*a != *b)
+			return false;
+	return true;
+}
+
 const struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
 					  enum emu_mode mode, const struct emu_insn **insns)
 {
@@ -152,7 +180,7 @@ const struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_pag
 		return NULL;
 	b = &c->blocks[slot(phys, mode)];
 	if (b->phys != phys || b->gen != c->gen || b->mode != mode ||
-	    memcmp(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes) != 0) {
+	    !same_bytes(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes)) {
 		/* A miss, or the bytes changed since: decode (again). */
 		if (!build(c, b, phys, host_page, mode))
 			return NULL;
