@@ -4,6 +4,8 @@
 #ifndef KUMO_EMU_CPU_H
 #define KUMO_EMU_CPU_H
 
+#include <stdatomic.h>
+
 #include "kumo/util.h"
 #include "kumo/x86.h"
 
@@ -123,6 +125,9 @@ struct emu_cpu {
 	 * next instruction is fetched and validated again. */
 	uint64_t code_page;
 	bool code_written;
+	/* emu_run() returns early once this is set (NULL: never): the
+	 * engine's kick flag. */
+	const atomic_bool *stop;
 	struct guest_mem *mem;
 	struct machine *machine;
 	struct emu_lapic *lapic;

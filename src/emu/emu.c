@@ -421,6 +421,7 @@ static int emu_vcpu_run(struct vcpu *v)
 			wait_for(ev, deadline);
 			continue;
 		}
+		cpu->stop = &ev->kicked; /* ends emu_run between blocks */
 		for (unsigned i = 0, ran; i < BATCH && !atomic_load_explicit(&ev->kicked, memory_order_relaxed); i += ran) {
 			int st = emu_run(cpu, BATCH - i, &ran);
 			if (st == EMU_OK)

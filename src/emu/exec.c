@@ -1255,12 +1255,13 @@ static int fast_lea(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
-/* 70-7F, 0F 80-8F: Jcc rel */
-static int fast_jcc(struct emu_cpu *cpu, const struct emu_insn *in)
+/* 70-7F, 0F 80-8F: Jcc rel, one handler per condition so that each
+ * evaluates just its flags */
+static inline int jcc(struct emu_cpu *cpu, const struct emu_insn *in, unsigned cc)
 {
 	uint64_t next = cpu->rip + in->len;
 
-	if (emu_cond(cpu, in->op & 15)) {
+	if (emu_cond(cpu, cc)) {
 		next += in->imm;
 		if (!canonical_addr(next))
 			return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
@@ -1268,6 +1269,17 @@ static int fast_jcc(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->rip = next;
 	return EMU_OK;
 }
+
+#define JCC(cc) static int fast_jcc_##cc(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return jcc(cpu, in, cc); }
+JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
+JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
+#undef JCC
+
+static const emu_exec_fn fast_jcc[16] = {
+	fast_jcc_0, fast_jcc_1, fast_jcc_2, fast_jcc_3, fast_jcc_4, fast_jcc_5, fast_jcc_6, fast_jcc_7,
+	fast_jcc_8, fast_jcc_9, fast_jcc_10, fast_jcc_11, fast_jcc_12, fast_jcc_13, fast_jcc_14, fast_jcc_15,
+};
 
 /* E9 EB: JMP rel */
 static int fast_jmp(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -1438,7 +1450,7 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 		case 0x50 ... 0x57: return in->opsize == 8 ? fast_push : exec_insn;
 		case 0x58 ... 0x5f: return in->opsize == 8 ? fast_pop : exec_insn;
 		case 0x63: return wide ? fast_movx : exec_insn;
-		case 0x70 ... 0x7f: return fast_jcc;
+		case 0x70 ... 0x7f: return fast_jcc[op & 15];
 		case 0x81: case 0x83: return wide ? fast_alu_rm_imm : exec_insn;
 		case 0x85: return wide ? fast_test : exec_insn;
 		case 0x89: return wide ? fast_mov_store : exec_insn;
@@ -1457,7 +1469,7 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 	if (in->map == MAP_0F) {
 		switch (op) {
 		case 0x40 ... 0x4f: return wide ? fast_cmov : exec_insn;
-		case 0x80 ... 0x8f: return fast_jcc;
+		case 0x80 ... 0x8f: return fast_jcc[op & 15];
 		case 0xaf: return wide ? fast_imul : exec_insn;
 		case 0xb6: case 0xb7: case 0xbe: case 0xbf: return wide ? fast_movx : exec_insn;
 		}
@@ -1558,7 +1570,9 @@ static int step_slow(struct emu_cpu *cpu)
 	return exec_insn(cpu, &in);
 }
 
-int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
+/* Runs the block at cpu->rip (or one instruction the slow way): at most
+ * budget instructions, *ran of them run. */
+static inline int run_block(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 {
 	const struct emu_block *b;
 	const struct emu_insn *in;
@@ -1570,9 +1584,9 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 	*ran = 1;
 	if (code_page(cpu, &host, &ppage))
 		return EMU_FAULT;
-	if (!host || !(b = emu_icache_lookup(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in)))
+	if (!host || !(b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in)))
 		return step_slow(cpu);
-	n = MIN((unsigned)b->ninsn, budget ? budget : 1);
+	n = MIN((unsigned)b->ninsn, budget);
 	expect = cpu->rip;
 	cpu->code_page = ppage;
 	cpu->code_written = false;
@@ -1593,6 +1607,22 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		if (st != EMU_OK || i + 1 == n || cpu->rip != expect || cpu->code_written)
 			return st;
 	}
+}
+
+int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
+{
+	unsigned done = 0, n;
+	int st;
+
+	if (!budget)
+		budget = 1;
+	do {
+		st = run_block(cpu, budget - done, &n);
+		done += n;
+	} while (st == EMU_OK && done < budget &&
+		 !(cpu->stop && atomic_load_explicit(cpu->stop, memory_order_relaxed)));
+	*ran = done;
+	return st;
 }
 
 int emu_step(struct emu_cpu *cpu)

@@ -12,11 +12,11 @@
  * which exception to deliver. */
 int emu_step(struct emu_cpu *cpu);
 
-/* Runs instructions from cpu->rip: at most budget (at least one), ending
- * early at the end of a decoded block (a branch, a system instruction) or
- * on anything but EMU_OK, which it returns as emu_step() does for the last
- * instruction it ran; *ran is how many it ran, the faulting one included.
- * Between two calls is where interrupts are looked at. */
+/* Runs instructions from cpu->rip, block after block: at most budget (at
+ * least one), ending early on anything but EMU_OK, which it returns as
+ * emu_step() does for the last instruction it ran, or when *cpu->stop is
+ * set (looked at between blocks); *ran is how many it ran, the faulting
+ * one included. Between two calls is where interrupts are looked at. */
 int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran);
 
 /* Delivers cpu->exc (raised by the instruction at cpu->rip) through the

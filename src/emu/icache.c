@@ -9,19 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBLOCKS_LOG2 13
-#define NBLOCKS (1u << NBLOCKS_LOG2)
-#define POOL_INSNS (32u * 1024)
-#define POOL_BYTES (256u * 1024)
-
-struct icache {
-	uint32_t gen;           /* blocks of older generations are stale */
-	uint32_t insns_used, bytes_used;
-	struct emu_block blocks[NBLOCKS];
-	struct emu_insn insns[POOL_INSNS];
-	uint8_t bytes[POOL_BYTES];
-};
-
 /* Instructions after which the next one is still decoded into the same
  * block: they fall through and change nothing the decode or the fetch
  * depends on (mode, CPL, paging, CS). Branches, far transfers, system
@@ -68,7 +55,7 @@ static bool straight(const struct emu_insn *in)
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static __thread struct icache *cache;
+__thread struct emu_icache *emu_icache_tls;
 
 static void cache_free(void *p)
 {
@@ -81,12 +68,12 @@ static void cache_key_init(void)
 		abort(); /* only when the process is out of keys: cannot go on */
 }
 
-static struct icache *cache_get(void)
+static struct emu_icache *cache_get(void)
 {
-	struct icache *c;
+	struct emu_icache *c;
 
-	if (__builtin_expect(cache != NULL, 1))
-		return cache;
+	if (__builtin_expect(emu_icache_tls != NULL, 1))
+		return emu_icache_tls;
 	pthread_once(&cache_once, cache_key_init);
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -96,23 +83,18 @@ static struct icache *cache_get(void)
 		free(c);
 		return NULL;
 	}
-	return cache = c;
-}
-
-static unsigned slot(uint64_t phys, enum emu_mode mode)
-{
-	return (unsigned)(((phys ^ ((uint64_t)mode << 40)) * 0x9e3779b97f4a7c15ULL) >> (64 - NBLOCKS_LOG2));
+	return emu_icache_tls = c;
 }
 
 /* Decodes the block at phys into the pools (not yet committed). */
-static bool build(struct icache *c, struct emu_block *b, uint64_t phys, const uint8_t *host_page,
+static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, const uint8_t *host_page,
 		  enum emu_mode mode)
 {
 	unsigned off = phys & 0xfff, pos = 0, n = 0, have;
 	uint8_t *bytes;
 
-	if (c->insns_used + EMU_BLOCK_MAX > POOL_INSNS ||
-	    c->bytes_used + EMU_BLOCK_MAX * EMU_INSN_MAX > POOL_BYTES) {
+	if (c->insns_used + EMU_BLOCK_MAX > EMU_ICACHE_INSNS ||
+	    c->bytes_used + EMU_BLOCK_MAX * EMU_INSN_MAX > EMU_ICACHE_BYTES) {
 		/* Full: start again, every block built so far goes stale. */
 		c->insns_used = c->bytes_used = 0;
 		c->gen++;
@@ -144,43 +126,17 @@ static bool build(struct icache *c, struct emu_block *b, uint64_t phys, const ui
 	return true;
 }
 
-/* memcmp(a, b, n) == 0, inline: blocks are short and this runs on every
- * block entered. */
-static inline bool same_bytes(const uint8_t *a, const uint8_t *b, unsigned n)
-{
-	uint64_t x, y;
-	uint32_t x4, y4;
-
-	for (; n >= 8; a += 8, b += 8, n -= 8) {
-		memcpy(&x, a, 8);
-		memcpy(&y, b, 8);
-		if (x != y)
-			return false;
-	}
-	if (n >= 4) {
-		memcpy(&x4, a, 4);
-		memcpy(&y4, b, 4);
-		if (x4 != y4)
-			return false;
-		a += 4, b += 4, n -= 4;
-	}
-	for (; n; a++, b++, n--)
-		if (*a != *b)
-			return false;
-	return true;
-}
-
 const struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
 					  enum emu_mode mode, const struct emu_insn **insns)
 {
-	struct icache *c = cache_get();
+	struct emu_icache *c = cache_get();
 	struct emu_block *b;
 
 	if (!c)
 		return NULL;
-	b = &c->blocks[slot(phys, mode)];
+	b = &c->blocks[emu_icache_slot(phys, mode)];
 	if (b->phys != phys || b->gen != c->gen || b->mode != mode ||
-	    !same_bytes(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes)) {
+	    !emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes)) {
 		/* A miss, or the bytes changed since: decode (again). */
 		if (!build(c, b, phys, host_page, mode))
 			return NULL;

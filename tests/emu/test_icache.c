@@ -242,13 +242,25 @@ static void budget_and_count(void **state)
 	f->cpu.rip = CODE;
 	gpa(f, CODE + 5, 1)[0] = 0x0f; /* UD2 */
 	gpa(f, CODE + 6, 1)[0] = 0x0b;
-	assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_OK);
-	assert_int_equal(ran, 1);
-	assert_int_equal(f->cpu.rip, CODE + 5);
 	assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_FAULT);
-	assert_int_equal(ran, 1);
+	assert_int_equal(ran, 2);
 	assert_int_equal(f->cpu.exc.vector, EXC_UD);
 	assert_int_equal(f->cpu.rip, CODE + 5);
+
+	/* the stop flag ends a run between blocks: jmp $ runs once */
+	{
+		atomic_bool stop = true;
+		static const uint8_t spin[] = { 0xeb, 0xfe };
+		put(f, CODE, spin, sizeof(spin));
+		f->cpu.rip = CODE;
+		f->cpu.stop = &stop;
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_OK);
+		assert_int_equal(ran, 1);
+		atomic_store(&stop, false);
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_OK);
+		assert_int_equal(ran, 1000);
+		f->cpu.stop = NULL;
+	}
 }
 
 int main(void)
