@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define CR4_SMAP (1ULL << 21)
-
 static bool canonical(uint64_t a)
 {
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
@@ -114,53 +112,14 @@ int emu_write_linear(struct emu_cpu *cpu, uint64_t linear, const void *buf, unsi
 	return access_linear(cpu, linear, (uint8_t *)buf, size, access | ACC_WRITE, true);
 }
 
-/* The hit path of a data access of 1, 2, 4 or 8 bytes in 64-bit mode that
- * stays in its page and hits the TLB with rights that need no further
- * thought: its TLB entry, or NULL for the full path (which also raises
- * the faults). A TLB entry is only ever filled by a translation that
- * checked the address canonical. */
-static inline const struct emu_tlb_entry *fast_entry(struct emu_cpu *cpu, unsigned seg, uint64_t offset,
-						      unsigned size, bool write, uint64_t *linear)
-{
-	const struct emu_tlb_entry *e;
-	uint64_t a = offset;
-	unsigned need;
-
-	if (cpu->mode != MODE_LONG64)
-		return NULL;
-	if (seg == SR_FS || seg == SR_GS)
-		a += cpu->seg[seg].base;
-	if ((a & 0xfff) > 4096 - size)
-		return NULL;
-	e = &cpu->tlb.e[emu_tlb_set(a >> 12) * EMU_TLB_WAYS];
-	if (e->vpage != a >> 12 && (++e)->vpage != a >> 12)
-		return NULL;
-	need = TLB_VALID | (cpu->cpl == 3 ? TLB_U : 0) | (write ? TLB_W | TLB_DIRTY : 0);
-	if ((e->perm & need) != need || !e->host)
-		return NULL;
-	/* a supervisor access to a user page: SMAP's rules are the full path's */
-	if (cpu->cpl != 3 && (e->perm & TLB_U) && (cpu->cr4 & CR4_SMAP))
-		return NULL;
-	*linear = a;
-	return e;
-}
-
 int emu_read(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned size, uint64_t *val)
 {
-	const struct emu_tlb_entry *e;
 	uint64_t linear;
 	int err;
 
 	*val = 0;
-	if ((e = fast_entry(cpu, seg, offset, size, false, &linear))) {
-		const uint8_t *p = e->host + (linear & 0xfff);
-		switch (size) {
-		case 1: *val = *p; return 0;
-		case 2: { uint16_t v; memcpy(&v, p, 2); *val = v; return 0; }
-		case 4: { uint32_t v; memcpy(&v, p, 4); *val = v; return 0; }
-		case 8: memcpy(val, p, 8); return 0;
-		}
-	}
+	if (emu_read_fast(cpu, seg, offset, size, val))
+		return 0;
 	if ((err = emu_linear(cpu, seg, offset, size, ACC_READ, &linear)))
 		return err;
 	return access_linear(cpu, linear, (uint8_t *)val, size, ACC_READ, false);
@@ -168,22 +127,11 @@ int emu_read(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned size, 
 
 int emu_write(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned size, uint64_t val)
 {
-	const struct emu_tlb_entry *e;
 	uint64_t linear;
 	int err;
 
-	if ((e = fast_entry(cpu, seg, offset, size, true, &linear)) && size <= 8) {
-		uint8_t *p = e->host + (linear & 0xfff);
-		switch (size) {
-		case 1: *p = (uint8_t)val; break;
-		case 2: { uint16_t v = (uint16_t)val; memcpy(p, &v, 2); break; }
-		case 4: { uint32_t v = (uint32_t)val; memcpy(p, &v, 4); break; }
-		default: memcpy(p, &val, size); break;
-		}
-		if (e->ppage == cpu->code_page)
-			cpu->code_written = true;
+	if (emu_write_fast(cpu, seg, offset, size, val))
 		return 0;
-	}
 	if ((err = emu_linear(cpu, seg, offset, size, ACC_WRITE, &linear)))
 		return err;
 	return access_linear(cpu, linear, (uint8_t *)&val, size, ACC_WRITE, true);

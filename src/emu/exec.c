@@ -83,7 +83,7 @@ static void set_sp(struct emu_cpu *cpu, uint64_t sp)
 int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v)
 {
 	uint64_t sp = (cpu->gpr[X86_RSP] - size) & mask_of(emu_stack_size(cpu));
-	int err = emu_write(cpu, SR_SS, sp, size, v);
+	int err = emu_write_inl(cpu, SR_SS, sp, size, v);
 
 	if (!err)
 		set_sp(cpu, sp);
@@ -94,7 +94,7 @@ int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v)
  * emu_pop_commit). */
 int emu_peek(struct emu_cpu *cpu, unsigned size, unsigned offset, uint64_t *v)
 {
-	return emu_read(cpu, SR_SS, (cpu->gpr[X86_RSP] + offset) & mask_of(emu_stack_size(cpu)), size, v);
+	return emu_read_inl(cpu, SR_SS, (cpu->gpr[X86_RSP] + offset) & mask_of(emu_stack_size(cpu)), size, v);
 }
 
 void emu_pop_commit(struct emu_cpu *cpu, unsigned size)
@@ -1092,9 +1092,9 @@ static int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
 	uint64_t rflags = cpu->rflags, dst, res;
 
 	calc_ea(c);
-	if (emu_read(cpu, c->seg, c->ea, size, &dst))
+	if (emu_read_inl(cpu, c->seg, c->ea, size, &dst))
 		return EMU_FAULT;
-	if (alu(c, size, dst, src, op, &res) && emu_write(cpu, c->seg, c->ea, size, res)) {
+	if (alu(c, size, dst, src, op, &res) && emu_write_inl(cpu, c->seg, c->ea, size, res)) {
 		cpu->lf = lf;
 		cpu->rflags = rflags;
 		return EMU_FAULT;
@@ -1130,7 +1130,7 @@ static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 		src = cpu->gpr[in->rm];
 	} else {
 		calc_ea(&c);
-		if (emu_read(cpu, c.seg, c.ea, size, &src))
+		if (emu_read_inl(cpu, c.seg, c.ea, size, &src))
 			return EMU_FAULT;
 	}
 	if (alu(&c, size, cpu->gpr[in->reg], src, in->op >> 3, &res))
@@ -1178,7 +1178,7 @@ static int fast_test(struct emu_cpu *cpu, const struct emu_insn *in)
 		v = cpu->gpr[in->rm];
 	} else {
 		calc_ea(&c);
-		if (emu_read(cpu, c.seg, c.ea, in->opsize, &v))
+		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
 			return EMU_FAULT;
 	}
 	alu(&c, in->opsize, v, cpu->gpr[in->reg], ALU_AND, &res);
@@ -1195,7 +1195,7 @@ static int fast_mov_store(struct emu_cpu *cpu, const struct emu_insn *in)
 		gpr_set(cpu, in->rm, in->opsize, cpu->gpr[in->reg]);
 	} else {
 		calc_ea(&c);
-		if (emu_write(cpu, c.seg, c.ea, in->opsize, cpu->gpr[in->reg]))
+		if (emu_write_inl(cpu, c.seg, c.ea, in->opsize, cpu->gpr[in->reg]))
 			return EMU_FAULT;
 	}
 	cpu->rip = c.next;
@@ -1212,7 +1212,7 @@ static int fast_mov_load(struct emu_cpu *cpu, const struct emu_insn *in)
 		v = cpu->gpr[in->rm];
 	} else {
 		calc_ea(&c);
-		if (emu_read(cpu, c.seg, c.ea, in->opsize, &v))
+		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
 			return EMU_FAULT;
 	}
 	gpr_set(cpu, in->reg, in->opsize, v);
@@ -1229,7 +1229,7 @@ static int fast_mov_imm_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 		gpr_set(cpu, in->rm, in->opsize, in->imm);
 	} else {
 		calc_ea(&c);
-		if (emu_write(cpu, c.seg, c.ea, in->opsize, in->imm))
+		if (emu_write_inl(cpu, c.seg, c.ea, in->opsize, in->imm))
 			return EMU_FAULT;
 	}
 	cpu->rip = c.next;
@@ -1371,6 +1371,28 @@ static int fast_shift(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
+/* C1 /4 /5 /7 with a register: SHL/SHR/SAR reg, imm8 */
+static int fast_shift_reg_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize, op = in->reg & 7;
+	unsigned count = in->imm & (size == 8 ? 63 : 31);
+	uint64_t v = cpu->gpr[in->rm] & mask_of(size), r;
+
+	if (count) {
+		if (op == 4)
+			r = (v << count) & mask_of(size);
+		else if (op == 5)
+			r = v >> count;
+		else
+			r = (uint64_t)((int64_t)sext(v, size) >> count) & mask_of(size);
+		emu_flags_lazy(cpu, op == 4 ? FLOP_SHL : op == 5 ? FLOP_SHR : FLOP_SAR, size, v, count, r);
+		v = r;
+	}
+	gpr_set(cpu, in->rm, size, v); /* a zero count still zero-extends a 32-bit register */
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
 /* 0F AF: IMUL reg, r/m */
 static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -1382,7 +1404,7 @@ static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
 		v = cpu->gpr[in->rm];
 	} else {
 		calc_ea(&c);
-		if (emu_read(cpu, c.seg, c.ea, size, &v))
+		if (emu_read_inl(cpu, c.seg, c.ea, size, &v))
 			return EMU_FAULT;
 	}
 	imul_flags(&c, size, (int64_t)sext(cpu->gpr[in->reg], size), (int64_t)sext(v, size), &res);
@@ -1402,7 +1424,7 @@ static int fast_movx(struct emu_cpu *cpu, const struct emu_insn *in)
 		v = reg_read(&c, in->rm, from);
 	} else {
 		calc_ea(&c);
-		if (emu_read(cpu, c.seg, c.ea, from, &v))
+		if (emu_read_inl(cpu, c.seg, c.ea, from, &v))
 			return EMU_FAULT;
 	}
 	if (in->map == MAP_1B ? in->opsize == 8 : in->op >= 0xbe)
@@ -1422,7 +1444,7 @@ static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
 		v = cpu->gpr[in->rm];
 	} else {
 		calc_ea(&c);
-		if (emu_read(cpu, c.seg, c.ea, in->opsize, &v))
+		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
 			return EMU_FAULT;
 	}
 	gpr_set(cpu, in->reg, in->opsize, emu_cond(cpu, in->op & 15) ? v : cpu->gpr[in->reg]);
@@ -1457,7 +1479,11 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 		case 0x8b: return wide ? fast_mov_load : exec_insn;
 		case 0x8d: return wide ? fast_lea : exec_insn;
 		case 0xb8 ... 0xbf: return wide ? fast_mov_imm_reg : exec_insn;
-		case 0xc1: case 0xd1: case 0xd3: return wide ? fast_shift : exec_insn;
+		case 0xc1:
+			if (wide && in->mod == 3 && ((in->reg & 7) == 4 || (in->reg & 7) == 5 || (in->reg & 7) == 7))
+				return fast_shift_reg_imm;
+			return wide ? fast_shift : exec_insn;
+		case 0xd1: case 0xd3: return wide ? fast_shift : exec_insn;
 		case 0xc3: return fast_ret;
 		case 0xc7: return wide && (in->reg & 7) == 0 ? fast_mov_imm_rm : exec_insn;
 		case 0xe8: return fast_call;

@@ -107,7 +107,7 @@ static inline int rm_read(struct ctx *c, unsigned size, uint64_t *v)
 		*v = reg_read(c, c->in->rm, size);
 		return 0;
 	}
-	return emu_read(c->cpu, c->seg, c->ea, size, v);
+	return emu_read_inl(c->cpu, c->seg, c->ea, size, v);
 }
 
 static inline int rm_write(struct ctx *c, unsigned size, uint64_t v)
@@ -116,7 +116,7 @@ static inline int rm_write(struct ctx *c, unsigned size, uint64_t v)
 		reg_write(c, c->in->rm, size, v);
 		return 0;
 	}
-	return emu_write(c->cpu, c->seg, c->ea, size, v);
+	return emu_write_inl(c->cpu, c->seg, c->ea, size, v);
 }
 
 /* exec.c */

@@ -11,7 +11,9 @@
 
 /* Instructions after which the next one is still decoded into the same
  * block: they fall through and change nothing the decode or the fetch
- * depends on (mode, CPL, paging, CS). Branches, far transfers, system
+ * depends on (mode, CPL, paging, CS), and conditional branches (a taken
+ * one leaves the block: the executor checks where each instruction went).
+ * Other branches, far transfers, system
  * instructions, I/O, serialising instructions (CPUID: cross-modifying code
  * becomes visible after one) and anything unlisted end a block. The
  * executor also leaves a block early when an instruction went elsewhere
@@ -22,6 +24,7 @@ static const bool straight_1b[256] = {
 	[0x30 ... 0x35] = true, [0x38 ... 0x3d] = true,
 	[0x40 ... 0x5f] = true,                 /* INC/DEC, PUSH/POP r */
 	[0x63] = true, [0x68 ... 0x6b] = true,
+	[0x70 ... 0x7f] = true,                 /* Jcc: a taken one leaves the block */
 	[0x80 ... 0x8d] = true, [0x8f] = true,  /* not 8E: MOV Sreg */
 	[0x90 ... 0x99] = true, [0x9c] = true, [0x9e] = true, [0x9f] = true,
 	[0xa0 ... 0xaf] = true,                 /* moffs, strings, TEST */
@@ -33,7 +36,7 @@ static const bool straight_1b[256] = {
 
 static const bool straight_0f[256] = {
 	[0x10 ... 0x17] = true, [0x18 ... 0x1f] = true, [0x28 ... 0x2f] = true,
-	[0x40 ... 0x4f] = true, [0x50 ... 0x7f] = true, [0x90 ... 0x9f] = true,
+	[0x40 ... 0x4f] = true, [0x50 ... 0x7f] = true, [0x80 ... 0x8f] = true, [0x90 ... 0x9f] = true,
 	[0xa3 ... 0xa5] = true, [0xab ... 0xad] = true, [0xaf ... 0xb1] = true,
 	[0xb3] = true, [0xb6 ... 0xb8] = true, [0xba ... 0xbf] = true,
 	[0xc0 ... 0xc7] = true, [0xc8 ... 0xcf] = true, [0xd0 ... 0xff] = true,
