@@ -60,10 +60,13 @@ static int access_piece(struct emu_cpu *cpu, uint64_t linear, uint8_t *buf, unsi
 		return err;
 	if (host) {
 		host += linear & 0xfff;
-		if (write)
+		if (write) {
 			memcpy(host, buf, size);
-		else
+			if ((phys >> 12) == cpu->code_page)
+				cpu->code_written = true;
+		} else {
 			memcpy(buf, host, size);
+		}
 		return 0;
 	}
 	if (!cpu->machine) {
@@ -115,6 +118,8 @@ int emu_read(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned size, 
 	int err;
 
 	*val = 0;
+	if (emu_read_fast(cpu, seg, offset, size, val))
+		return 0;
 	if ((err = emu_linear(cpu, seg, offset, size, ACC_READ, &linear)))
 		return err;
 	return access_linear(cpu, linear, (uint8_t *)val, size, ACC_READ, false);
@@ -125,6 +130,8 @@ int emu_write(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned size,
 	uint64_t linear;
 	int err;
 
+	if (emu_write_fast(cpu, seg, offset, size, val))
+		return 0;
 	if ((err = emu_linear(cpu, seg, offset, size, ACC_WRITE, &linear)))
 		return err;
 	return access_linear(cpu, linear, (uint8_t *)&val, size, ACC_WRITE, true);
@@ -140,5 +147,9 @@ void *emu_host_ptr(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned 
 	if (*err || (linear & (size - 1)) || (linear & 0xfff) + size > 4096)
 		return NULL;
 	*err = emu_mmu_translate(cpu, linear, access | user_bit(cpu, access), &phys, &host);
-	return (*err || !host) ? NULL : host + (linear & 0xfff);
+	if (*err || !host)
+		return NULL;
+	if ((access & ACC_WRITE) && (phys >> 12) == cpu->code_page)
+		cpu->code_written = true;
+	return host + (linear & 0xfff);
 }

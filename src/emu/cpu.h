@@ -4,6 +4,8 @@
 #ifndef KUMO_EMU_CPU_H
 #define KUMO_EMU_CPU_H
 
+#include <stdatomic.h>
+
 #include "kumo/util.h"
 #include "kumo/x86.h"
 
@@ -47,7 +49,18 @@ struct emu_lazy_flags {
 };
 
 /* ---- the software TLB (mmu.c) ---- */
-#define EMU_TLB_SIZE 256
+/* Two-way set-associative: EMU_TLB_SETS sets of EMU_TLB_WAYS entries,
+ * e[set * EMU_TLB_WAYS + way]; way 0 holds the most recently filled. */
+#define EMU_TLB_SETS 256
+#define EMU_TLB_WAYS 2
+#define EMU_TLB_SIZE (EMU_TLB_SETS * EMU_TLB_WAYS)
+
+/* The set of a linear page: hashed, so that buffers a power of two apart
+ * (1 MiB, 2 MiB...) do not all land in one set. */
+static inline unsigned emu_tlb_set(uint64_t vpage)
+{
+	return (unsigned)((vpage ^ (vpage >> 8) ^ (vpage >> 16)) % EMU_TLB_SETS);
+}
 
 enum emu_access {
 	ACC_READ = 0, ACC_WRITE = 1 << 0, ACC_EXEC = 1 << 1,
@@ -62,7 +75,10 @@ struct emu_tlb_entry {
 	uint8_t perm;          /* TLB_R/W/X/U as allowed by the walk */
 	bool global;
 };
-enum { TLB_W = 1 << 0, TLB_X = 1 << 1, TLB_U = 1 << 2, TLB_DIRTY = 1 << 3 };
+/* TLB_VALID: the entry was filled (a zeroed TLB never hits); TLB_LARGE:
+ * a 4 KiB piece of a 2M/4M/1G page. */
+enum { TLB_W = 1 << 0, TLB_X = 1 << 1, TLB_U = 1 << 2, TLB_DIRTY = 1 << 3, TLB_LARGE = 1 << 6,
+       TLB_VALID = 1 << 7 };
 
 struct emu_tlb {
 	struct emu_tlb_entry e[EMU_TLB_SIZE];
@@ -96,14 +112,23 @@ struct emu_cpu {
 
 	struct emu_tlb tlb;
 	uint64_t tlb_gen;       /* bumped by every TLB flush and paging-mode change */
-	/* The code page instructions were last fetched from (64-bit mode):
-	 * valid while tlb_gen and the CPL are what they were. */
+	/* The code page instructions were last fetched from: its linear and
+	 * physical page and host address (NULL: not RAM), valid while tlb_gen
+	 * and the CPL are what they were. */
 	struct {
-		uint64_t vpage;
+		uint64_t vpage, ppage;
 		uint8_t *host;
 		uint64_t gen;
 		uint8_t cpl;
 	} fetch;
+	/* The physical page of the block being executed; a write there sets
+	 * code_written (access.c) and the executor leaves the block, so the
+	 * next instruction is fetched and validated again. */
+	uint64_t code_page;
+	bool code_written;
+	/* emu_run() returns early once this is set (NULL: never): the
+	 * engine's kick flag. */
+	const atomic_bool *stop;
 	struct guest_mem *mem;
 	struct machine *machine;
 	struct emu_lapic *lapic;
@@ -153,6 +178,9 @@ struct emu_insn {
 	uint64_t imm;           /* sign- or zero-extended as the table says */
 	uint16_t imm2;          /* ENTER's first operand; far pointer selector */
 	uint8_t bytes[EMU_INSN_MAX];
+	/* How the executor runs it: set by the decoded-block cache (a handler
+	 * for this exact form, or the general one); the decoder leaves NULL. */
+	int (*exec)(struct emu_cpu *cpu, const struct emu_insn *in);
 };
 
 enum emu_decode_result {

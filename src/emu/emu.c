@@ -421,8 +421,9 @@ static int emu_vcpu_run(struct vcpu *v)
 			wait_for(ev, deadline);
 			continue;
 		}
-		for (unsigned i = 0; i < BATCH && !atomic_load_explicit(&ev->kicked, memory_order_relaxed); i++) {
-			int st = emu_step(cpu);
+		cpu->stop = &ev->kicked; /* ends emu_run between blocks */
+		for (unsigned i = 0, ran; i < BATCH && !atomic_load_explicit(&ev->kicked, memory_order_relaxed); i += ran) {
+			int st = emu_run(cpu, BATCH - i, &ran);
 			if (st == EMU_OK)
 				continue;
 			if (st == EMU_HALT) {

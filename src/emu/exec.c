@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "exec_internal.h"
+#include "icache.h"
 #include "sse.h"
 
 /* Read-modify-write of the r/m operand: fn computes the new value (and
@@ -82,7 +83,7 @@ static void set_sp(struct emu_cpu *cpu, uint64_t sp)
 int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v)
 {
 	uint64_t sp = (cpu->gpr[X86_RSP] - size) & mask_of(emu_stack_size(cpu));
-	int err = emu_write(cpu, SR_SS, sp, size, v);
+	int err = emu_write_inl(cpu, SR_SS, sp, size, v);
 
 	if (!err)
 		set_sp(cpu, sp);
@@ -93,7 +94,7 @@ int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v)
  * emu_pop_commit). */
 int emu_peek(struct emu_cpu *cpu, unsigned size, unsigned offset, uint64_t *v)
 {
-	return emu_read(cpu, SR_SS, (cpu->gpr[X86_RSP] + offset) & mask_of(emu_stack_size(cpu)), size, v);
+	return emu_read_inl(cpu, SR_SS, (cpu->gpr[X86_RSP] + offset) & mask_of(emu_stack_size(cpu)), size, v);
 }
 
 void emu_pop_commit(struct emu_cpu *cpu, unsigned size)
@@ -384,8 +385,9 @@ static bool neg_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t arg, ui
 
 static bool incdec_rmw(struct ctx *c, unsigned size, uint64_t old, uint64_t dec, uint64_t *res)
 {
-	/* CF is kept: put it in rflags before the lazy state takes over */
-	emu_flags_update(c->cpu, FL_CF, emu_flag(c->cpu, FL_CF) ? FL_CF : 0);
+	/* CF is kept: put it in rflags before the lazy state takes over (the
+	 * other five come from the new lazy state, whatever rflags holds) */
+	c->cpu->rflags = (c->cpu->rflags & ~FL_CF) | (emu_flag(c->cpu, FL_CF) ? FL_CF : 0);
 	*res = (dec ? old - 1 : old + 1) & mask_of(size);
 	emu_flags_lazy(c->cpu, dec ? FLOP_DEC : FLOP_INC, size, old, 1, *res);
 	return true;
@@ -1060,37 +1062,453 @@ static int exec_0f(struct ctx *c)
 	return system_or_ud(c);
 }
 
+/* ---- handlers for the common 64-bit forms ----
+ *
+ * The block cache gives each instruction a handler once, when it decodes
+ * it (emu_exec_pick): for the forms that make most of the integer code a
+ * compiler emits, in 64-bit mode with 32- or 64-bit operands and no LOCK
+ * or REP, a function that does just that form; for everything else the
+ * general path (exec_insn). Each is exactly what the general path does for
+ * its form; emu-diff runs them against the host CPU. */
+
+#define FAST_CTX(c, cpu, in) struct ctx c = { .cpu = (cpu), .in = (in), .next = (cpu)->rip + (in)->len }
+
+static inline void gpr_set(struct emu_cpu *cpu, unsigned r, unsigned size, uint64_t v)
+{
+	cpu->gpr[r] = size == 8 ? v : (uint32_t)v;
+}
+
+static inline bool canonical_addr(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+/* r/m op= imm or reg, through memory: the flags come back if the write
+ * faults, so the fault leaves the state as before. */
+static int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
+{
+	struct emu_cpu *cpu = c->cpu;
+	struct emu_lazy_flags lf = cpu->lf;
+	uint64_t rflags = cpu->rflags, dst, res;
+
+	calc_ea(c);
+	if (emu_read_inl(cpu, c->seg, c->ea, size, &dst))
+		return EMU_FAULT;
+	if (alu(c, size, dst, src, op, &res) && emu_write_inl(cpu, c->seg, c->ea, size, res)) {
+		cpu->lf = lf;
+		cpu->rflags = rflags;
+		return EMU_FAULT;
+	}
+	return EMU_OK;
+}
+
+/* 01 09 11 19 21 29 31 39: r/m op= reg */
+static int fast_alu_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize, op = in->op >> 3;
+	uint64_t res;
+
+	if (in->mod == 3) {
+		if (alu(&c, size, cpu->gpr[in->rm], cpu->gpr[in->reg], op, &res))
+			gpr_set(cpu, in->rm, size, res);
+	} else if (alu_mem(&c, size, op, cpu->gpr[in->reg])) {
+		return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 03 0B 13 1B 23 2B 33 3B: reg op= r/m */
+static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize;
+	uint64_t src, res;
+
+	if (in->mod == 3) {
+		src = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read_inl(cpu, c.seg, c.ea, size, &src))
+			return EMU_FAULT;
+	}
+	if (alu(&c, size, cpu->gpr[in->reg], src, in->op >> 3, &res))
+		gpr_set(cpu, in->reg, size, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 81 83: r/m op= imm */
+static int fast_alu_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize, op = in->reg & 7;
+	uint64_t res;
+
+	if (in->mod == 3) {
+		if (alu(&c, size, cpu->gpr[in->rm], in->imm, op, &res))
+			gpr_set(cpu, in->rm, size, res);
+	} else if (alu_mem(&c, size, op, in->imm)) {
+		return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 05 0D ... 3D: rAX op= imm */
+static int fast_alu_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t res;
+
+	if (alu(&c, in->opsize, cpu->gpr[X86_RAX], in->imm, in->op >> 3, &res))
+		gpr_set(cpu, X86_RAX, in->opsize, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 85: TEST r/m, reg */
+static int fast_test(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v, res;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
+			return EMU_FAULT;
+	}
+	alu(&c, in->opsize, v, cpu->gpr[in->reg], ALU_AND, &res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 89: MOV r/m, reg */
+static int fast_mov_store(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	if (in->mod == 3) {
+		gpr_set(cpu, in->rm, in->opsize, cpu->gpr[in->reg]);
+	} else {
+		calc_ea(&c);
+		if (emu_write_inl(cpu, c.seg, c.ea, in->opsize, cpu->gpr[in->reg]))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 8B: MOV reg, r/m */
+static int fast_mov_load(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
+			return EMU_FAULT;
+	}
+	gpr_set(cpu, in->reg, in->opsize, v);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* C7 /0: MOV r/m, imm32 (sign-extended) */
+static int fast_mov_imm_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	if (in->mod == 3) {
+		gpr_set(cpu, in->rm, in->opsize, in->imm);
+	} else {
+		calc_ea(&c);
+		if (emu_write_inl(cpu, c.seg, c.ea, in->opsize, in->imm))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* B8+r: MOV reg, imm */
+static int fast_mov_imm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	gpr_set(cpu, (in->op & 7) | ((in->rex & 1) << 3), in->opsize, in->imm);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 8D: LEA */
+static int fast_lea(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	calc_ea(&c);
+	gpr_set(cpu, in->reg, in->opsize, c.ea);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 70-7F, 0F 80-8F: Jcc rel, one handler per condition so that each
+ * evaluates just its flags */
+static inline int jcc(struct emu_cpu *cpu, const struct emu_insn *in, unsigned cc)
+{
+	uint64_t next = cpu->rip + in->len;
+
+	if (emu_cond(cpu, cc)) {
+		next += in->imm;
+		if (!canonical_addr(next))
+			return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	}
+	cpu->rip = next;
+	return EMU_OK;
+}
+
+#define JCC(cc) static int fast_jcc_##cc(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return jcc(cpu, in, cc); }
+JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
+JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
+#undef JCC
+
+static const emu_exec_fn fast_jcc[16] = {
+	fast_jcc_0, fast_jcc_1, fast_jcc_2, fast_jcc_3, fast_jcc_4, fast_jcc_5, fast_jcc_6, fast_jcc_7,
+	fast_jcc_8, fast_jcc_9, fast_jcc_10, fast_jcc_11, fast_jcc_12, fast_jcc_13, fast_jcc_14, fast_jcc_15,
+};
+
+/* E9 EB: JMP rel */
+static int fast_jmp(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t next = cpu->rip + in->len + in->imm;
+
+	if (!canonical_addr(next))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	cpu->rip = next;
+	return EMU_OK;
+}
+
+/* E8: CALL rel */
+static int fast_call(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t ret = cpu->rip + in->len, target = ret + in->imm;
+
+	if (!canonical_addr(target))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	if (emu_push(cpu, 8, ret))
+		return EMU_FAULT;
+	cpu->rip = target;
+	return EMU_OK;
+}
+
+/* C3: RET */
+static int fast_ret(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t v;
+
+	(void)in;
+	if (emu_peek(cpu, 8, 0, &v))
+		return EMU_FAULT;
+	if (!canonical_addr(v))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	emu_pop_commit(cpu, 8);
+	cpu->rip = v;
+	return EMU_OK;
+}
+
+/* 50-57: PUSH reg (64-bit) */
+static int fast_push(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (emu_push(cpu, 8, cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)]))
+		return EMU_FAULT;
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 58-5F: POP reg (64-bit) */
+static int fast_pop(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t v;
+
+	if (emu_peek(cpu, 8, 0, &v))
+		return EMU_FAULT;
+	emu_pop_commit(cpu, 8);
+	cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)] = v;
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* FF /0 /1 with a register: INC/DEC (CF kept) */
+static int fast_incdec(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize;
+	uint64_t old = cpu->gpr[in->rm] & mask_of(size);
+	bool dec = in->reg & 1;
+	uint64_t res = (dec ? old - 1 : old + 1) & mask_of(size);
+
+	cpu->rflags = (cpu->rflags & ~FL_CF) | (emu_flag(cpu, FL_CF) ? FL_CF : 0);
+	emu_flags_lazy(cpu, dec ? FLOP_DEC : FLOP_INC, size, old, 1, res);
+	gpr_set(cpu, in->rm, size, res);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* C1 D1 D3: shifts and rotates by imm8, 1 or CL */
+static int fast_shift(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned count = in->op == 0xc1 ? in->imm & 0xff : in->op == 0xd1 ? 1 : cpu->gpr[X86_RCX] & 0xff;
+
+	if (in->mod != 3)
+		calc_ea(&c);
+	if (shift(&c, in->opsize, in->reg & 7, count))
+		return EMU_FAULT;
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* C1 /4 /5 /7 with a register: SHL/SHR/SAR reg, imm8 */
+static int fast_shift_reg_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize, op = in->reg & 7;
+	unsigned count = in->imm & (size == 8 ? 63 : 31);
+	uint64_t v = cpu->gpr[in->rm] & mask_of(size), r;
+
+	if (count) {
+		if (op == 4)
+			r = (v << count) & mask_of(size);
+		else if (op == 5)
+			r = v >> count;
+		else
+			r = (uint64_t)((int64_t)sext(v, size) >> count) & mask_of(size);
+		emu_flags_lazy(cpu, op == 4 ? FLOP_SHL : op == 5 ? FLOP_SHR : FLOP_SAR, size, v, count, r);
+		v = r;
+	}
+	gpr_set(cpu, in->rm, size, v); /* a zero count still zero-extends a 32-bit register */
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 0F AF: IMUL reg, r/m */
+static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned size = in->opsize;
+	uint64_t v, res;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read_inl(cpu, c.seg, c.ea, size, &v))
+			return EMU_FAULT;
+	}
+	imul_flags(&c, size, (int64_t)sext(cpu->gpr[in->reg], size), (int64_t)sext(v, size), &res);
+	gpr_set(cpu, in->reg, size, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 0F B6 B7 BE BF: MOVZX / MOVSX; 63: MOVSXD */
+static int fast_movx(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	unsigned from = in->map == MAP_1B ? 4 : (in->op & 1) ? 2 : 1;
+	uint64_t v;
+
+	if (in->mod == 3) {
+		v = reg_read(&c, in->rm, from);
+	} else {
+		calc_ea(&c);
+		if (emu_read_inl(cpu, c.seg, c.ea, from, &v))
+			return EMU_FAULT;
+	}
+	if (in->map == MAP_1B ? in->opsize == 8 : in->op >= 0xbe)
+		v = sext(v, from);
+	gpr_set(cpu, in->reg, in->opsize, v);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 0F 40-4F: CMOVcc */
+static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (in->mod == 3) {
+		v = cpu->gpr[in->rm];
+	} else {
+		calc_ea(&c);
+		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
+			return EMU_FAULT;
+	}
+	gpr_set(cpu, in->reg, in->opsize, emu_cond(cpu, in->op & 15) ? v : cpu->gpr[in->reg]);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+static int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in);
+
+emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
+{
+	bool wide = in->opsize == 4 || in->opsize == 8;
+	unsigned op = in->op;
+
+	if (mode != MODE_LONG64 || in->lock || in->rep)
+		return exec_insn;
+	if (in->map == MAP_1B) {
+		if (op < 0x40 && (op & 7) == 1 && wide)
+			return fast_alu_rm_reg;
+		if (op < 0x40 && (op & 7) == 3 && wide)
+			return fast_alu_reg_rm;
+		if (op < 0x40 && (op & 7) == 5 && wide)
+			return fast_alu_acc_imm;
+		switch (op) {
+		case 0x50 ... 0x57: return in->opsize == 8 ? fast_push : exec_insn;
+		case 0x58 ... 0x5f: return in->opsize == 8 ? fast_pop : exec_insn;
+		case 0x63: return wide ? fast_movx : exec_insn;
+		case 0x70 ... 0x7f: return fast_jcc[op & 15];
+		case 0x81: case 0x83: return wide ? fast_alu_rm_imm : exec_insn;
+		case 0x85: return wide ? fast_test : exec_insn;
+		case 0x89: return wide ? fast_mov_store : exec_insn;
+		case 0x8b: return wide ? fast_mov_load : exec_insn;
+		case 0x8d: return wide ? fast_lea : exec_insn;
+		case 0xb8 ... 0xbf: return wide ? fast_mov_imm_reg : exec_insn;
+		case 0xc1:
+			if (wide && in->mod == 3 && ((in->reg & 7) == 4 || (in->reg & 7) == 5 || (in->reg & 7) == 7))
+				return fast_shift_reg_imm;
+			return wide ? fast_shift : exec_insn;
+		case 0xd1: case 0xd3: return wide ? fast_shift : exec_insn;
+		case 0xc3: return fast_ret;
+		case 0xc7: return wide && (in->reg & 7) == 0 ? fast_mov_imm_rm : exec_insn;
+		case 0xe8: return fast_call;
+		case 0xe9: case 0xeb: return fast_jmp;
+		case 0xff: return wide && in->mod == 3 && (in->reg & 7) < 2 ? fast_incdec : exec_insn;
+		}
+		return exec_insn;
+	}
+	if (in->map == MAP_0F) {
+		switch (op) {
+		case 0x40 ... 0x4f: return wide ? fast_cmov : exec_insn;
+		case 0x80 ... 0x8f: return fast_jcc[op & 15];
+		case 0xaf: return wide ? fast_imul : exec_insn;
+		case 0xb6: case 0xb7: case 0xbe: case 0xbf: return wide ? fast_movx : exec_insn;
+		}
+	}
+	return exec_insn;
+}
+
 /* ---- fetch, decode, execute ---- */
 
-/* 64-bit mode, same code page as the last fetch, no TLB flush or CPL
- * change since, and the whole 15-byte window in the page: decode straight
- * from guest RAM. The page was translated for execution at this CPL when
- * it was cached; whatever invalidates that bumps tlb_gen. */
-static bool fetch_cached(struct emu_cpu *cpu, struct emu_insn *in, int *r)
-{
-	uint64_t off = cpu->rip & 0xfff;
-
-	if (cpu->mode != MODE_LONG64 || (cpu->rip >> 12) != cpu->fetch.vpage || !cpu->fetch.host ||
-	    cpu->fetch.gen != cpu->tlb_gen || cpu->fetch.cpl != cpu->cpl || off > 4096 - EMU_INSN_MAX)
-		return false;
-	*r = emu_decode(cpu->fetch.host + off, EMU_INSN_MAX, cpu->mode, in);
-	return true;
-}
-
-static void fetch_remember(struct emu_cpu *cpu, uint64_t linear)
-{
-	uint64_t phys;
-	uint8_t *host;
-
-	if (cpu->mode != MODE_LONG64 ||
-	    emu_mmu_translate(cpu, linear, ACC_EXEC | (cpu->cpl == 3 ? ACC_USER : 0), &phys, &host))
-		return;
-	cpu->fetch.vpage = linear >> 12;
-	cpu->fetch.host = host; /* NULL for MMIO: never cached */
-	cpu->fetch.gen = cpu->tlb_gen;
-	cpu->fetch.cpl = cpu->cpl;
-}
-
+/* The slow fetch: through segmentation and the TLB into a buffer, both
+ * pages of an instruction that crosses one, decoded every time. For what
+ * the block cache does not take: page-crossing instructions, code in MMIO,
+ * bytes that do not decode (the fault comes from here). */
 static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 {
 	uint8_t buf[EMU_INSN_MAX];
@@ -1098,14 +1516,11 @@ static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 	unsigned avail;
 	int err, r;
 
-	if (fetch_cached(cpu, in, &r))
-		goto decoded;
 	if ((err = emu_linear(cpu, SR_CS, cpu->rip, 1, ACC_EXEC, &linear)))
 		return err;
 	avail = MIN(EMU_INSN_MAX, 4096 - (linear & 0xfff));
 	if ((err = emu_read_linear(cpu, linear, buf, avail, ACC_EXEC)))
 		return err;
-	fetch_remember(cpu, linear);
 	r = emu_decode(buf, avail, cpu->mode, in);
 	if (r == DECODE_NEED_MORE) {
 		/* The instruction crosses into the next page: fetch that too. */
@@ -1113,7 +1528,6 @@ static int fetch_decode(struct emu_cpu *cpu, struct emu_insn *in)
 			return err;
 		r = emu_decode(buf, EMU_INSN_MAX, cpu->mode, in);
 	}
-decoded:
 	if (r == DECODE_TOO_LONG)
 		return emu_fault(cpu, EXC_GP, true, 0);
 	if (r != DECODE_OK)
@@ -1121,28 +1535,127 @@ decoded:
 	return 0;
 }
 
-int emu_step(struct emu_cpu *cpu)
+/* Executes one decoded instruction at cpu->rip: EMU_OK (cpu->rip is the
+ * next instruction's), EMU_HALT, or EMU_FAULT with the state as before. */
+static int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	struct emu_insn in;
-	struct ctx c = { .cpu = cpu, .in = &in };
+	struct ctx c = { .cpu = cpu, .in = in };
 	bool shadow = cpu->interrupt_shadow;
 	int r;
 
-	if (fetch_decode(cpu, &in))
-		return EMU_FAULT;
 	/* IP wraps at the code segment's size */
-	c.next = cpu->rip + in.len;
+	c.next = cpu->rip + in->len;
 	if (cpu->mode != MODE_LONG64)
 		c.next &= cpu->seg[SR_CS].db ? 0xffffffffULL : 0xffffULL;
-	if (in.has_modrm && in.mod != 3)
+	if (in->has_modrm && in->mod != 3)
 		calc_ea(&c);
-	r = in.map == MAP_1B ? exec_1b(&c) : in.map == MAP_0F ? exec_0f(&c) : system_or_ud(&c);
+	r = in->map == MAP_1B ? exec_1b(&c) : in->map == MAP_0F ? exec_0f(&c) : system_or_ud(&c);
 	if (r < 0)
 		return EMU_FAULT;
 	cpu->rip = c.next;
 	if (shadow) /* the shadow of STI / MOV SS covers one instruction: this one */
 		cpu->interrupt_shadow = false;
 	return r == EMU_HALT ? EMU_HALT : EMU_OK;
+}
+
+/* The code page of cpu->rip for a fetch at the current CPL: its host
+ * address (NULL: not RAM) and physical page. The translation is the TLB's,
+ * remembered in cpu->fetch until the TLB, the paging mode or the CPL
+ * change (tlb_gen). Segmentation (CS limit outside 64-bit mode) is
+ * checked on every call. */
+static int code_page(struct emu_cpu *cpu, uint8_t **host, uint64_t *ppage)
+{
+	uint64_t linear = cpu->rip, phys;
+	int err;
+
+	if (cpu->mode != MODE_LONG64 && (err = emu_linear(cpu, SR_CS, cpu->rip, 1, ACC_EXEC, &linear)))
+		return err;
+	if ((linear >> 12) != cpu->fetch.vpage || cpu->fetch.gen != cpu->tlb_gen ||
+	    cpu->fetch.cpl != cpu->cpl) {
+		if ((err = emu_mmu_translate(cpu, linear, ACC_EXEC | (cpu->cpl == 3 ? ACC_USER : 0),
+					     &phys, host)))
+			return err;
+		cpu->fetch.vpage = linear >> 12;
+		cpu->fetch.ppage = phys >> 12;
+		cpu->fetch.host = *host;
+		cpu->fetch.gen = cpu->tlb_gen;
+		cpu->fetch.cpl = cpu->cpl;
+	}
+	*host = cpu->fetch.host;
+	*ppage = cpu->fetch.ppage;
+	return 0;
+}
+
+/* One instruction the slow way. */
+static int step_slow(struct emu_cpu *cpu)
+{
+	struct emu_insn in;
+
+	if (fetch_decode(cpu, &in))
+		return EMU_FAULT;
+	return exec_insn(cpu, &in);
+}
+
+/* Runs the block at cpu->rip (or one instruction the slow way): at most
+ * budget instructions, *ran of them run. */
+static inline int run_block(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
+{
+	const struct emu_block *b;
+	const struct emu_insn *in;
+	uint64_t ppage, expect;
+	uint8_t *host;
+	unsigned n;
+	int st;
+
+	*ran = 1;
+	if (code_page(cpu, &host, &ppage))
+		return EMU_FAULT;
+	if (!host || !(b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in)))
+		return step_slow(cpu);
+	n = MIN((unsigned)b->ninsn, budget);
+	expect = cpu->rip;
+	cpu->code_page = ppage;
+	cpu->code_written = false;
+	for (unsigned i = 0;; i++, in++) {
+		/* CS limit: the block's first instruction was checked above */
+		if (i && cpu->mode != MODE_LONG64 && cpu->mode != MODE_REAL &&
+		    cpu->rip > cpu->seg[SR_CS].limit)
+			return EMU_OK;
+		/* The handlers leave the interrupt shadow alone: ending it is the
+		 * general path's (only the first instruction of a block can be in
+		 * one: what starts a shadow ends its block). */
+		st = cpu->interrupt_shadow ? exec_insn(cpu, in) : in->exec(cpu, in);
+		*ran = i + 1;
+		expect += in->len;
+		/* Leave the block when the instruction went elsewhere (a taken
+		 * branch, a paused REP, IP wrapping) or wrote to this code page:
+		 * the next lookup validates the bytes again. */
+		if (st != EMU_OK || i + 1 == n || cpu->rip != expect || cpu->code_written)
+			return st;
+	}
+}
+
+int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
+{
+	unsigned done = 0, n;
+	int st;
+
+	if (!budget)
+		budget = 1;
+	do {
+		st = run_block(cpu, budget - done, &n);
+		done += n;
+	} while (st == EMU_OK && done < budget &&
+		 !(cpu->stop && atomic_load_explicit(cpu->stop, memory_order_relaxed)));
+	*ran = done;
+	return st;
+}
+
+int emu_step(struct emu_cpu *cpu)
+{
+	unsigned ran;
+
+	return emu_run(cpu, 1, &ran);
 }
 
 void emu_cpu_update_mode(struct emu_cpu *cpu)

@@ -107,7 +107,7 @@ static inline int rm_read(struct ctx *c, unsigned size, uint64_t *v)
 		*v = reg_read(c, c->in->rm, size);
 		return 0;
 	}
-	return emu_read(c->cpu, c->seg, c->ea, size, v);
+	return emu_read_inl(c->cpu, c->seg, c->ea, size, v);
 }
 
 static inline int rm_write(struct ctx *c, unsigned size, uint64_t v)
@@ -116,10 +116,16 @@ static inline int rm_write(struct ctx *c, unsigned size, uint64_t v)
 		reg_write(c, c->in->rm, size, v);
 		return 0;
 	}
-	return emu_write(c->cpu, c->seg, c->ea, size, v);
+	return emu_write_inl(c->cpu, c->seg, c->ea, size, v);
 }
 
 /* exec.c */
+/* The handler for a decoded instruction in mode (struct emu_insn.exec):
+ * one of the specialised ones for the common 64-bit forms, or the general
+ * one. Both return EMU_OK (cpu->rip at the next instruction), EMU_HALT or
+ * EMU_FAULT (state as before the instruction). */
+typedef int (*emu_exec_fn)(struct emu_cpu *cpu, const struct emu_insn *in);
+emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode);
 int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v) WUR;
 int emu_peek(struct emu_cpu *cpu, unsigned size, unsigned offset, uint64_t *v) WUR;
 void emu_pop_commit(struct emu_cpu *cpu, unsigned size);

@@ -97,54 +97,15 @@ void emu_flags_set(struct emu_cpu *cpu, uint64_t rflags)
 
 void emu_flags_update(struct emu_cpu *cpu, uint64_t mask, uint64_t values)
 {
+	if ((mask & FL_ARITH) == FL_ARITH) {
+		/* all six replaced: nothing of the lazy state survives */
+		emu_flags_set(cpu, (cpu->rflags & ~mask) | (values & mask));
+		return;
+	}
 	emu_flags_set(cpu, (emu_flags_get(cpu) & ~mask) | (values & mask));
 }
 
-bool emu_flag(const struct emu_cpu *cpu, uint64_t flag)
+bool emu_flag_slow(const struct emu_cpu *cpu, uint64_t flag)
 {
-	const struct emu_lazy_flags *l = &cpu->lf;
-	uint64_t mask = size_mask(l->size);
-
-	if (l->op == FLOP_NONE || !(flag & FL_ARITH))
-		return cpu->rflags & flag;
-	switch (flag) {
-	case FL_ZF:
-		return !(l->res & mask);
-	case FL_SF:
-		return (l->res >> (l->size * 8 - 1)) & 1;
-	case FL_CF: /* the common cases without computing all six */
-		switch (l->op) {
-		case FLOP_ADD: return (l->res & mask) < (l->dst & mask);
-		case FLOP_SUB: return (l->dst & mask) < (l->src & mask);
-		case FLOP_LOGIC: return false;
-		case FLOP_INC: case FLOP_DEC: return cpu->rflags & FL_CF;
-		}
-		return lazy_arith(cpu) & FL_CF;
-	case FL_OF:
-		if (l->op == FLOP_LOGIC)
-			return false;
-		if (l->op == FLOP_SUB)
-			return (((l->dst ^ l->src) & (l->dst ^ l->res)) >> (l->size * 8 - 1)) & 1;
-		return lazy_arith(cpu) & FL_OF;
-	default:
-		return lazy_arith(cpu) & flag;
-	}
-}
-
-bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
-{
-	bool r;
-
-	switch ((cc >> 1) & 7) {
-	case 0: r = emu_flag(cpu, FL_OF); break;                           /* O */
-	case 1: r = emu_flag(cpu, FL_CF); break;                           /* B */
-	case 2: r = emu_flag(cpu, FL_ZF); break;                           /* Z */
-	case 3: r = emu_flag(cpu, FL_CF) || emu_flag(cpu, FL_ZF); break;   /* BE */
-	case 4: r = emu_flag(cpu, FL_SF); break;                           /* S */
-	case 5: r = emu_flag(cpu, FL_PF); break;                           /* P */
-	case 6: r = emu_flag(cpu, FL_SF) != emu_flag(cpu, FL_OF); break;   /* L */
-	default: r = emu_flag(cpu, FL_ZF) ||
-		     emu_flag(cpu, FL_SF) != emu_flag(cpu, FL_OF); break;   /* LE */
-	}
-	return (cc & 1) ? !r : r;
+	return lazy_arith(cpu) & flag;
 }

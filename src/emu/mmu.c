@@ -57,10 +57,6 @@
 /* #PF error code. */
 enum { PF_P = 1 << 0, PF_W = 1 << 1, PF_U = 1 << 2, PF_RSVD = 1 << 3, PF_ID = 1 << 4 };
 
-/* Private perm bits, beside cpu.h's TLB_W/X/U/DIRTY: the entry was filled
- * (a zeroed TLB never hits), and it is a piece of a 2M/4M/1G page. */
-enum { TLB_LARGE = 1 << 6, TLB_VALID = 1 << 7 };
-
 /* One level of a paging mode. */
 struct level {
 	uint8_t shift;      /* lowest linear-address bit that indexes the table */
@@ -124,14 +120,15 @@ static inline bool access_allowed(const struct emu_cpu *cpu, unsigned perm, unsi
 	       ((cpu->rflags & RFLAGS_AC) && !(access & ACC_IMPLICIT));
 }
 
-static struct emu_tlb_entry *tlb_slot(struct emu_cpu *cpu, uint64_t linear)
+/* linear's set: EMU_TLB_WAYS entries. */
+static struct emu_tlb_entry *tlb_set(struct emu_cpu *cpu, uint64_t linear)
 {
-	return &cpu->tlb.e[(linear >> 12) % EMU_TLB_SIZE];
+	return &cpu->tlb.e[emu_tlb_set(linear >> 12) * EMU_TLB_WAYS];
 }
 
 static int page_fault(struct emu_cpu *cpu, uint64_t linear, unsigned access, uint32_t error)
 {
-	struct emu_tlb_entry *e = tlb_slot(cpu, linear);
+	struct emu_tlb_entry *e = tlb_set(cpu, linear);
 
 	if (access & ACC_WRITE)
 		error |= PF_W;
@@ -142,8 +139,9 @@ static int page_fault(struct emu_cpu *cpu, uint64_t linear, unsigned access, uin
 	    ((cpu->cr4 & CR4_SMEP) || ((cpu->cr4 & X86_CR4_PAE) && (cpu->efer & EFER_NXE))))
 		error |= PF_ID;
 	/* A #PF drops the faulting page's cached translation (SDM 4.10.4.1). */
-	if (e->vpage == linear >> 12)
-		e->vpage = ~0ULL;
+	for (unsigned w = 0; w < EMU_TLB_WAYS; w++)
+		if (e[w].vpage == linear >> 12)
+			e[w].vpage = ~0ULL;
 	cpu->exc = (struct emu_exception){ .vector = EXC_PF, .has_error = true,
 					   .error = error, .cr2 = linear };
 	return -EFAULT;
@@ -153,8 +151,14 @@ static int page_fault(struct emu_cpu *cpu, uint64_t linear, unsigned access, uin
 static int tlb_fill(struct emu_cpu *cpu, uint64_t linear, uint64_t page_pa, unsigned perm,
 		    bool global, uint64_t *phys, uint8_t **host)
 {
-	struct emu_tlb_entry *e = tlb_slot(cpu, linear);
+	struct emu_tlb_entry *e = tlb_set(cpu, linear);
 
+	/* Into way 0; what was there moves to way 1 unless it is this page's
+	 * old entry (way 1 is then dropped if it is this page too). */
+	if (e[0].vpage != linear >> 12)
+		e[1] = e[0];
+	else if (e[1].vpage == linear >> 12)
+		e[1].vpage = ~0ULL;
 	*e = (struct emu_tlb_entry){
 		.vpage = linear >> 12,
 		.ppage = page_pa >> 12,
@@ -283,7 +287,7 @@ static __attribute__((noinline)) int walk(struct emu_cpu *cpu, uint64_t linear, 
 int emu_mmu_translate(struct emu_cpu *cpu, uint64_t linear, unsigned access,
 		      uint64_t *phys, uint8_t **host)
 {
-	const struct emu_tlb_entry *e = tlb_slot(cpu, linear);
+	const struct emu_tlb_entry *e = tlb_set(cpu, linear);
 	unsigned need = TLB_VALID | (access & ACC_WRITE ? TLB_DIRTY : 0);
 
 	if (cpu->mode == MODE_LONG64 && (uint64_t)((int64_t)(linear << 16) >> 16) != linear) {
@@ -292,6 +296,8 @@ int emu_mmu_translate(struct emu_cpu *cpu, uint64_t linear, unsigned access,
 	}
 	/* The hit path. A write through an entry not yet Dirty walks to set D;
 	 * a hit that does not allow the access walks for the exact fault. */
+	if (e[0].vpage != linear >> 12)
+		e++; /* way 1, or a miss */
 	if (__builtin_expect(e->vpage == linear >> 12 && (e->perm & need) == need &&
 			     access_allowed(cpu, e->perm, access), 1)) {
 		*phys = e->ppage << 12 | (linear & 0xfff);

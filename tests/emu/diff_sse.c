@@ -429,6 +429,27 @@ static int run_emu(struct emu_cpu *cpu, struct guest_mem *mem, const struct gen 
 	return 0;
 }
 
+/* Each case runs twice on emu from the same state: the first run decodes
+ * the code page's block into the decoded-block cache, the second executes
+ * the cached decode (the bytes validate unchanged). Both must agree; the
+ * second run's results are what is compared with the host CPU. */
+static int run_emu_twice(struct emu_cpu *cpu, struct guest_mem *mem, const struct gen *g,
+			 struct sse_regs *r, uint8_t *emu_data, bool *differ)
+{
+	static uint8_t pristine[8192], first_mem[8192];
+	struct sse_regs first = *r;
+	int first_vec, vec;
+
+	memcpy(pristine, emu_data, sizeof(pristine));
+	first_vec = run_emu(cpu, mem, g, &first);
+	memcpy(first_mem, emu_data, sizeof(first_mem));
+	memcpy(emu_data, pristine, sizeof(pristine));
+	vec = run_emu(cpu, mem, g, r);
+	*differ = vec != first_vec || memcmp(&first, r, sizeof(first)) ||
+		  memcmp(first_mem, emu_data, sizeof(first_mem));
+	return vec;
+}
+
 static bool same_fault(int sig, int vec)
 {
 	if (!sig && !vec)
@@ -493,6 +514,7 @@ int main(int argc, char **argv)
 		struct gen g;
 		struct sse_regs in, nat, emu;
 		int sig, vec;
+		bool cached_differs;
 		bool bad;
 
 		for (unsigned i = 0; i < 8192; i += 8) {
@@ -507,8 +529,8 @@ int main(int argc, char **argv)
 		nat = in;
 		emu = in;
 		sig = run_native(&g, &nat, code);
-		vec = run_emu(cpu, &mem, &g, &emu);
-		bad = !same_fault(sig, vec);
+		vec = run_emu_twice(cpu, &mem, &g, &emu, emu_data, &cached_differs);
+		bad = !same_fault(sig, vec) || cached_differs;
 		if (!sig && !bad) {
 			/* FNSTENV/FNSAVE images: the pointer fields are the
 			 * host's (FCS/FDS deprecation, FDP only on exceptions) */
@@ -527,6 +549,8 @@ int main(int argc, char **argv)
 			faults++;
 		if (bad) {
 			failures++;
+			if (cached_differs)
+				fprintf(stderr, "diff_sse: the cached decode ran differently from the fresh one\n");
 			fprintf(stderr, "diff_sse: MISMATCH case %llu (seed %llu) %s op %02x:", (unsigned long long)n,
 				(unsigned long long)args.seed, g.t->name, g.op);
 			for (unsigned i = 0; i < g.len; i++)

@@ -834,25 +834,39 @@ static void test_tlb_rechecks_on_hit(void **state)
 	expect_phys(f, 0x500000, ACC_READ | ACC_USER, 0x210000);
 }
 
+/* The next page after linear (by 4 KiB steps) in linear's TLB set. */
+static uint64_t same_set(uint64_t linear)
+{
+	uint64_t p = linear + 4096;
+
+	while (emu_tlb_set(p >> 12) != emu_tlb_set(linear >> 12))
+		p += 4096;
+	return p;
+}
+
 static void test_tlb_same_slot(void **state)
 {
 	struct fx *f = *state;
-	uint64_t a = 0x400000, b = a + EMU_TLB_SIZE * 4096ULL, pte_a;
+	uint64_t a = 0x400000, b = same_set(a), c = same_set(b), pte_a;
 
 	mode_long(f);
 	map4k(f, a, 0x200000, P);
 	map4k(f, b, 0x201000, P);
+	map4k(f, c, 0x204000, P);
 	pte_a = ent4(f, a, 1, 0);
 	expect_phys(f, a + 1, ACC_READ, 0x200001);
-	expect_phys(f, b + 2, ACC_READ, 0x201002);      /* evicts a */
+	expect_phys(f, b + 2, ACC_READ, 0x201002);      /* a and b: both ways */
+	put64(f, pte_a, 0x205000 | P);
+	expect_phys(f, a + 3, ACC_READ, 0x200003);      /* still cached */
+	expect_phys(f, c + 2, ACC_READ, 0x204002);      /* evicts a, the older */
+	expect_phys(f, a + 3, ACC_READ, 0x205003);      /* walked again */
 	put64(f, pte_a, 0x202000 | P);
-	expect_phys(f, a + 3, ACC_READ, 0x202003);      /* walked again */
-	expect_phys(f, b + 4, ACC_READ, 0x201004);
-	/* Flushing b's page leaves a's slot neighbour alone and vice versa. */
-	expect_phys(f, a, ACC_READ, 0x202000);
+	expect_phys(f, b + 4, ACC_READ, 0x201004);      /* evicts c, keeps a */
+	expect_phys(f, a + 5, ACC_READ, 0x205005);
+	/* Flushing b's page leaves its set neighbour alone and vice versa. */
 	emu_tlb_flush_page(&f->cpu, b);
 	put64(f, pte_a, 0x203000 | P);
-	expect_phys(f, a, ACC_READ, 0x202000);
+	expect_phys(f, a, ACC_READ, 0x205000);
 }
 
 static void test_tlb_flush_page_large(void **state)

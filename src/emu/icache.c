@@ -1,0 +1,149 @@
+/* The decoded-block cache (icache.h): a direct-mapped table of blocks,
+ * their instructions and bytes in two pools that are emptied together when
+ * either fills up. One cache per host thread, made on first use and freed
+ * when the thread ends. */
+#include "icache.h"
+#include "exec_internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Instructions after which the next one is still decoded into the same
+ * block: they fall through and change nothing the decode or the fetch
+ * depends on (mode, CPL, paging, CS), and conditional branches (a taken
+ * one leaves the block: the executor checks where each instruction went).
+ * Other branches, far transfers, system
+ * instructions, I/O, serialising instructions (CPUID: cross-modifying code
+ * becomes visible after one) and anything unlisted end a block. The
+ * executor also leaves a block early when an instruction went elsewhere
+ * (a REP string paused, a fault) or wrote to the block's page. */
+static const bool straight_1b[256] = {
+	[0x00 ... 0x05] = true, [0x08 ... 0x0d] = true, [0x10 ... 0x15] = true,
+	[0x18 ... 0x1d] = true, [0x20 ... 0x25] = true, [0x28 ... 0x2d] = true,
+	[0x30 ... 0x35] = true, [0x38 ... 0x3d] = true,
+	[0x40 ... 0x5f] = true,                 /* INC/DEC, PUSH/POP r */
+	[0x63] = true, [0x68 ... 0x6b] = true,
+	[0x70 ... 0x7f] = true,                 /* Jcc: a taken one leaves the block */
+	[0x80 ... 0x8d] = true, [0x8f] = true,  /* not 8E: MOV Sreg */
+	[0x90 ... 0x99] = true, [0x9c] = true, [0x9e] = true, [0x9f] = true,
+	[0xa0 ... 0xaf] = true,                 /* moffs, strings, TEST */
+	[0xb0 ... 0xbf] = true, [0xc0] = true, [0xc1] = true, [0xc6 ... 0xc9] = true,
+	[0xd0 ... 0xd3] = true, [0xd7] = true, [0xd8 ... 0xdf] = true, /* x87 */
+	[0xf5] = true, [0xf6] = true, [0xf7] = true, [0xf8] = true, [0xf9] = true,
+	[0xfc] = true, [0xfd] = true, [0xfe] = true,
+};
+
+static const bool straight_0f[256] = {
+	[0x10 ... 0x17] = true, [0x18 ... 0x1f] = true, [0x28 ... 0x2f] = true,
+	[0x40 ... 0x4f] = true, [0x50 ... 0x7f] = true, [0x80 ... 0x8f] = true, [0x90 ... 0x9f] = true,
+	[0xa3 ... 0xa5] = true, [0xab ... 0xad] = true, [0xaf ... 0xb1] = true,
+	[0xb3] = true, [0xb6 ... 0xb8] = true, [0xba ... 0xbf] = true,
+	[0xc0 ... 0xc7] = true, [0xc8 ... 0xcf] = true, [0xd0 ... 0xff] = true,
+};
+
+static bool straight(const struct emu_insn *in)
+{
+	switch (in->map) {
+	case MAP_1B:
+		if (in->op == 0xff) /* INC/DEC/PUSH r/m; not the branches */
+			return (in->reg & 7) == 0 || (in->reg & 7) == 1 || (in->reg & 7) == 6;
+		return straight_1b[in->op];
+	case MAP_0F:
+		return straight_0f[in->op];
+	default:
+		return true; /* 0F 38 / 0F 3A: SSSE3, CRC32, MOVBE */
+	}
+}
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+__thread struct emu_icache *emu_icache_tls;
+
+static void cache_free(void *p)
+{
+	free(p);
+}
+
+static void cache_key_init(void)
+{
+	if (pthread_key_create(&cache_key, cache_free))
+		abort(); /* only when the process is out of keys: cannot go on */
+}
+
+static struct emu_icache *cache_get(void)
+{
+	struct emu_icache *c;
+
+	if (__builtin_expect(emu_icache_tls != NULL, 1))
+		return emu_icache_tls;
+	pthread_once(&cache_once, cache_key_init);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL; /* every instruction takes the slow path */
+	c->gen = 1;
+	if (pthread_setspecific(cache_key, c)) {
+		free(c);
+		return NULL;
+	}
+	return emu_icache_tls = c;
+}
+
+/* Decodes the block at phys into the pools (not yet committed). */
+static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, const uint8_t *host_page,
+		  enum emu_mode mode)
+{
+	unsigned off = phys & 0xfff, pos = 0, n = 0, have;
+	uint8_t *bytes;
+
+	if (c->insns_used + EMU_BLOCK_MAX > EMU_ICACHE_INSNS ||
+	    c->bytes_used + EMU_BLOCK_MAX * EMU_INSN_MAX > EMU_ICACHE_BYTES) {
+		/* Full: start again, every block built so far goes stale. */
+		c->insns_used = c->bytes_used = 0;
+		c->gen++;
+	}
+	/* Decode from a copy, never from guest memory that another vCPU may be
+	 * writing: what is decoded must be what is later validated against. */
+	bytes = c->bytes + c->bytes_used;
+	have = MIN(4096 - off, (unsigned)(EMU_BLOCK_MAX * EMU_INSN_MAX));
+	memcpy(bytes, host_page + off, have);
+	while (n < EMU_BLOCK_MAX && pos < have) {
+		struct emu_insn *in = &c->insns[c->insns_used + n];
+		size_t avail = MIN((size_t)EMU_INSN_MAX, (size_t)(have - pos));
+
+		if (emu_decode(bytes + pos, avail, mode, in) != DECODE_OK)
+			break; /* crosses the page, or faults: left to the slow path */
+		in->exec = emu_exec_pick(in, mode);
+		pos += in->len;
+		n++;
+		if (!straight(in))
+			break;
+	}
+	if (!n)
+		return false;
+	*b = (struct emu_block){ .phys = phys, .gen = c->gen, .first = c->insns_used,
+				 .boff = c->bytes_used, .nbytes = (uint16_t)pos, .ninsn = (uint8_t)n,
+				 .mode = (uint8_t)mode };
+	c->insns_used += n;
+	c->bytes_used += pos;
+	return true;
+}
+
+const struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
+					  enum emu_mode mode, const struct emu_insn **insns)
+{
+	struct emu_icache *c = cache_get();
+	struct emu_block *b;
+
+	if (!c)
+		return NULL;
+	b = &c->blocks[emu_icache_slot(phys, mode)];
+	if (b->phys != phys || b->gen != c->gen || b->mode != mode ||
+	    !emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes)) {
+		/* A miss, or the bytes changed since: decode (again). */
+		if (!build(c, b, phys, host_page, mode))
+			return NULL;
+	}
+	*insns = &c->insns[b->first];
+	return b;
+}

@@ -1,0 +1,277 @@
+/* The decoded-block cache seen from outside: code changed in guest RAM
+ * behind the CPU's back (as a device's DMA does, through the host pointer)
+ * runs as changed; code written by the CPU itself, even the very next
+ * instruction, runs as written; a block decoded through one virtual alias
+ * is found through another, with that alias's own fetch permissions. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "flags.h"
+#include "kumo/memory.h"
+
+#define PML4   0x1000ULL
+#define PT     0x4000ULL
+#define CODE   0x20000ULL           /* identity-mapped, executable */
+#define ALIAS  0x180000ULL          /* CODE's page again, executable */
+#define NXALIAS 0x190000ULL         /* CODE's page again, no execute */
+#define STACK  0x30000ULL
+
+#define PTE_P  1ULL
+#define PTE_W  2ULL
+#define PTE_PS (1ULL << 7)
+#define PTE_XD (1ULL << 63)
+
+struct fx {
+	struct guest_mem mem;
+	struct emu_cpu cpu;
+};
+
+static uint8_t *gpa(struct fx *f, uint64_t a, uint64_t len)
+{
+	uint8_t *p = gpa_ptr(&f->mem, a, len);
+
+	assert_non_null(p);
+	return p;
+}
+
+static void wr64(struct fx *f, uint64_t a, uint64_t v)
+{
+	memcpy(gpa(f, a, 8), &v, 8);
+}
+
+/* 64-bit mode at CPL 0: the first 2 MiB in 4 KiB pages (identity, plus the
+ * two aliases of CODE's page), the next ones as 2 MiB pages. */
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct emu_cpu *c;
+
+	assert_non_null(f);
+	assert_int_equal(guest_mem_init(&f->mem, 16 * MiB), 0);
+	c = &f->cpu;
+	c->mem = &f->mem;
+	emu_cpu_reset(c);
+	wr64(f, PML4, (PML4 + 0x1000) | PTE_P | PTE_W);
+	wr64(f, PML4 + 0x1000, (PML4 + 0x2000) | PTE_P | PTE_W);
+	wr64(f, PML4 + 0x2000, PT | PTE_P | PTE_W);
+	for (uint64_t i = 1; i < 8; i++)
+		wr64(f, PML4 + 0x2000 + 8 * i, (i << 21) | PTE_P | PTE_W | PTE_PS);
+	for (uint64_t i = 0; i < 512; i++)
+		wr64(f, PT + 8 * i, (i << 12) | PTE_P | PTE_W);
+	wr64(f, PT + 8 * (ALIAS >> 12), CODE | PTE_P | PTE_W);
+	wr64(f, PT + 8 * (NXALIAS >> 12), CODE | PTE_P | PTE_W | PTE_XD);
+	c->cr3 = PML4;
+	c->cr4 = X86_CR4_PAE;
+	c->cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG;
+	c->efer = X86_EFER_LME | X86_EFER_LMA | (1ULL << 11) /* NXE */;
+	for (unsigned s = 0; s < 6; s++)
+		c->seg[s] = (struct x86_seg){ .limit = 0xffffffff, .type = 0x3, .s = 1, .present = 1,
+					      .db = 1, .g = 1 };
+	c->seg[SR_CS] = (struct x86_seg){ .limit = 0xffffffff, .type = 0xb, .s = 1, .present = 1,
+					  .l = 1, .g = 1 };
+	emu_cpu_update_mode(c);
+	emu_tlb_flush(c, true);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	guest_mem_free(&f->mem);
+	free(f);
+	return 0;
+}
+
+/* Runs from rip until HLT; returns the instructions run. */
+static unsigned run_to_hlt(struct fx *f, uint64_t rip)
+{
+	unsigned total = 0, ran;
+	int st;
+
+	f->cpu.rip = rip;
+	f->cpu.gpr[X86_RSP] = STACK;
+	for (;;) {
+		st = emu_run(&f->cpu, 1000, &ran);
+		total += ran;
+		if (st == EMU_HALT)
+			return total;
+		assert_int_equal(st, EMU_OK);
+		assert_true(total < 10000);
+	}
+}
+
+static void put(struct fx *f, uint64_t a, const void *code, size_t len)
+{
+	/* straight into guest RAM, as a device writes it */
+	memcpy(gpa(f, a, len), code, len);
+}
+
+/* mov eax, imm32; a run of NOPs; mov ebx, imm32; hlt */
+static void code_two_movs(uint8_t *buf, uint32_t a, uint32_t b)
+{
+	unsigned i = 0;
+
+	buf[i++] = 0xb8;
+	memcpy(buf + i, &a, 4), i += 4;
+	memset(buf + i, 0x90, 20), i += 20;
+	buf[i++] = 0xbb;
+	memcpy(buf + i, &b, 4), i += 4;
+	buf[i++] = 0xf4;
+}
+
+static void device_write_between_runs(void **state)
+{
+	struct fx *f = *state;
+	uint8_t code[64];
+
+	code_two_movs(code, 1, 2);
+	put(f, CODE, code, 31);
+	run_to_hlt(f, CODE);
+	run_to_hlt(f, CODE); /* now from the cache */
+	assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+	assert_int_equal(f->cpu.gpr[X86_RBX], 2);
+
+	/* the first instruction's immediate, then the last one's */
+	code_two_movs(code, 3, 2);
+	put(f, CODE, code, 31);
+	run_to_hlt(f, CODE);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+	code_two_movs(code, 3, 4);
+	put(f, CODE, code, 31);
+	run_to_hlt(f, CODE);
+	assert_int_equal(f->cpu.gpr[X86_RBX], 4);
+
+	/* a different instruction boundary: mov rax, imm64 over the NOPs */
+	{
+		static const uint8_t movabs[] = { 0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8 };
+		put(f, CODE + 5, movabs, sizeof(movabs));
+		run_to_hlt(f, CODE);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0x0807060504030201ULL);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 4);
+	}
+}
+
+/* An instruction that crosses into the next page, changed in its second
+ * half. */
+static void device_write_across_pages(void **state)
+{
+	struct fx *f = *state;
+	uint64_t at = CODE + 0x1000 - 3;
+	uint8_t code[] = { 0xb8, 0x11, 0x22, 0x33, 0x44, 0xf4 };
+
+	put(f, at, code, sizeof(code));
+	run_to_hlt(f, at);
+	run_to_hlt(f, at);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 0x44332211);
+	gpa(f, CODE + 0x1000, 1)[0] = 0x55;
+	run_to_hlt(f, at);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 0x44552211);
+}
+
+/* The CPU writes the immediate of the instruction right after the store. */
+static void self_modifying_next_instruction(void **state)
+{
+	struct fx *f = *state;
+	/* mov byte [rip+1], 0x77 ; mov al, 0x11 ; hlt */
+	static const uint8_t code[] = { 0xc6, 0x05, 0x01, 0, 0, 0, 0x77, 0xb0, 0x11, 0xf4 };
+
+	for (unsigned i = 0; i < 2; i++) {
+		put(f, CODE, code, sizeof(code)); /* the second time from the cache */
+		f->cpu.gpr[X86_RAX] = 0;
+		run_to_hlt(f, CODE);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0x77);
+	}
+}
+
+/* A block decoded through one alias is found through another; the fetch
+ * is still checked with the alias's own rights. */
+static void aliases_share_blocks_and_keep_rights(void **state)
+{
+	struct fx *f = *state;
+	uint8_t code[64];
+	unsigned ran;
+
+	code_two_movs(code, 5, 6);
+	put(f, CODE, code, 31);
+	run_to_hlt(f, CODE);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 5);
+	code_two_movs(code, 7, 6);
+	memcpy(gpa(f, CODE, 31), code, 31);
+	run_to_hlt(f, ALIAS);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 7);
+	assert_int_equal(f->cpu.rip, ALIAS + 31);
+
+	f->cpu.rip = NXALIAS;
+	assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_FAULT);
+	assert_int_equal(ran, 1);
+	assert_int_equal(f->cpu.exc.vector, EXC_PF);
+	assert_int_equal(f->cpu.exc.error, 0x11); /* P | I/D */
+	assert_int_equal(f->cpu.exc.cr2, NXALIAS);
+	assert_int_equal(f->cpu.rip, NXALIAS);
+}
+
+/* emu_run's budget, and what it counts. */
+static void budget_and_count(void **state)
+{
+	struct fx *f = *state;
+	uint8_t code[64];
+	unsigned ran;
+
+	code_two_movs(code, 1, 2);
+	put(f, CODE, code, 31);
+	f->cpu.rip = CODE;
+	assert_int_equal(emu_run(&f->cpu, 3, &ran), EMU_OK);
+	assert_int_equal(ran, 3);
+	assert_int_equal(f->cpu.rip, CODE + 7);
+	assert_int_equal(emu_step(&f->cpu), EMU_OK);
+	assert_int_equal(f->cpu.rip, CODE + 8);
+	assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_HALT);
+	assert_int_equal(ran, 19);
+	assert_int_equal(f->cpu.rip, CODE + 31);
+
+	/* a fault in the middle of a block: counted, state before it */
+	f->cpu.rip = CODE;
+	gpa(f, CODE + 5, 1)[0] = 0x0f; /* UD2 */
+	gpa(f, CODE + 6, 1)[0] = 0x0b;
+	assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_FAULT);
+	assert_int_equal(ran, 2);
+	assert_int_equal(f->cpu.exc.vector, EXC_UD);
+	assert_int_equal(f->cpu.rip, CODE + 5);
+
+	/* the stop flag ends a run between blocks: jmp $ runs once */
+	{
+		atomic_bool stop = true;
+		static const uint8_t spin[] = { 0xeb, 0xfe };
+		put(f, CODE, spin, sizeof(spin));
+		f->cpu.rip = CODE;
+		f->cpu.stop = &stop;
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_OK);
+		assert_int_equal(ran, 1);
+		atomic_store(&stop, false);
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_OK);
+		assert_int_equal(ran, 1000);
+		f->cpu.stop = NULL;
+	}
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(device_write_between_runs),
+		T(device_write_across_pages),
+		T(self_modifying_next_instruction),
+		T(aliases_share_blocks_and_keep_rights),
+		T(budget_and_count),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
