@@ -240,7 +240,7 @@ def report(res, a):
         m = v["median"]
         print(f"{name:14}{fmt(m['run_init_s'], 18)}{fmt(m['ready_s'], 15)}"
               f"{fmt(m['sha256_guest_s'], 24, 3)}{fmt(m['sha256_host_s'], 8, 3)}"
-              f"{len(v['samples']):6d}")
+              f"{len(v['samples']):6d}" + (f"  FAILED run {v['failure']['run']}" if v["failure"] else ""))
     x = res["ratios"]
     if "kumo" in res["vmms"] and any(r["ratio"] for r in x.values()):
         print("ratios against the fastest QEMU machine of each metric:")
@@ -250,6 +250,8 @@ def report(res, a):
             r = x[k]
             if r["ratio"]:
                 print(f"  {label:20}{r['ratio']:10.3f}  {r['direction']} (vs {r['qemu_reference']})")
+    if any(v["failure"] and not v["samples"] for v in res["vmms"].values()):
+        print("a VMM with no complete run shows what its failed run reached, if anything.")
     if not a.skip_compute:
         print(f"sha256: {res['file_bytes'] >> 20} MiB of zeros in the guest's /tmp (tmpfs), "
               f"digest checked against the host's ({res['sha256'][:16]}...); guest time from "
