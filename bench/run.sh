@@ -16,3 +16,7 @@ python3 "$top/bench/exits/bench_exits.py" "$build/kumo-vmm" "$guests/exits.elf" 
 echo
 # kumo's own CPU (emu) against QEMU TCG: guest MIPS
 python3 "$top/bench/emu/bench_emu.py" "$build/kumo-vmm" "$guests" --runs 5
+echo
+# Linux (the default Debian guest) on kumo's emu against QEMU TCG: boot, sha256
+"$top/guest/build.sh"
+python3 "$top/bench/boot/bench_boot.py" "$build/kumo" --runs 5
