@@ -5,7 +5,8 @@
 #   tests/fuzz/run-libfuzzer.sh [SECONDS]
 #
 # Environment: CLANG (default: clang, else clang-14), KEEP=1 to keep the
-# work directory (binaries, corpora, crash files). Exits non-zero when a
+# work directory (binaries, corpora, crash files), TARGETS to run only some
+# (default: bzimage elf unpack decode exec). Exits non-zero when a
 # target crashes; the crashing input is copied to ./fuzz-crash-TARGET-*.
 set -eu
 
@@ -27,7 +28,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kumo-libfuzzer.XXXXXX")
 cleanup() { [ "${KEEP:-0}" = 1 ] && echo "work directory: $work" || rm -rf "$work"; }
 trap cleanup EXIT
 
-srcs="$top/src/common/util.c $top/src/vmm/bzimage.c $top/src/vmm/elf.c \
+srcs="$top/src/common/util.c $top/src/common/log.c $top/src/vmm/bzimage.c $top/src/vmm/elf.c \
       $top/src/vmm/boot.c $top/src/vmm/e820.c $top/src/vmm/memory.c \
       $top/src/vmm/kernel_unpack.c $top/tests/fuzz/fuzz_boot.c \
       $top/tests/unit/packers.c"
@@ -51,12 +52,13 @@ emu_srcs=""
 for f in flags decode mmu access exec system deliver sse x87 lapic; do
 	emu_srcs="$emu_srcs $top/src/emu/$f.c"
 done
-for target in bzimage elf unpack decode exec; do
+for target in ${TARGETS:-bzimage elf unpack decode exec}; do
 	# The decoder (src/emu) needs none of the loaders, and short inputs;
 	# the executor needs the engine's CPU parts and guest memory.
 	case $target in
 	decode) tsrcs="$top/src/emu/decode.c" tflags="-I$top/src/emu" max_len=64 ;;
 	exec) tsrcs="$emu_srcs $top/src/common/util.c $top/src/vmm/memory.c" tflags="-I$top/src/emu" max_len=4096 ;;
+	unpack) tsrcs="$srcs $libs $top/tests/unit/images.c" tflags='' max_len=65536 ;;
 	*) tsrcs="$srcs $libs" tflags='' max_len=65536 ;;
 	esac
 	seeds=$work/seeds
