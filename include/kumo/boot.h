@@ -20,6 +20,7 @@ struct bzimage {
 	uint32_t cmdline_size;   /* max length, without the NUL */
 	uint32_t init_size;      /* memory the kernel needs from its load address */
 	uint32_t kernel_alignment;
+	uint64_t pref_address;   /* where the kernel runs (LOAD_PHYSICAL_ADDR) */
 	const uint8_t *payload;  /* the compressed kernel (payload_offset, 2.08+); */
 	size_t payload_len;      /* NULL/0 when absent or not inside the file */
 };

@@ -154,11 +154,15 @@ static int write_boot_params(struct guest_mem *mem, const struct boot_config *bc
 static int boot_bzimage(struct guest_mem *mem, const struct boot_config *bc,
 			const struct bzimage *bz, struct x86_cpu_state *cpu, const char **why)
 {
-	uint64_t initrd_gpa, kernel_end = BOOT_KERNEL_GPA + bz->init_size;
+	/* The decompressor runs the kernel at pref_address
+	 * (LOAD_PHYSICAL_ADDR) when that is above where it was loaded, and
+	 * needs init_size bytes from there: nothing else may live there. */
+	uint64_t start = MAX(BOOT_KERNEL_GPA, bz->pref_address), initrd_gpa;
+	uint64_t kernel_end = start + bz->init_size;
 	size_t cmax = bz->version >= 0x0206 ? bz->cmdline_size : 255;
 	int err;
 
-	if (kernel_end > guest_mem_low_end(mem)) {
+	if (start > guest_mem_low_end(mem) || kernel_end > guest_mem_low_end(mem)) {
 		*why = "kernel does not fit in guest memory (use more --memory)";
 		return -ENOSPC;
 	}

@@ -16,6 +16,7 @@
 #define HDR_CMDLINE_SIZE  0x238
 #define HDR_PAYLOAD_OFF   0x248
 #define HDR_PAYLOAD_LEN   0x24c
+#define HDR_PREF_ADDRESS  0x258
 #define HDR_INIT_SIZE     0x260
 #define HDR_MIN_END       0x264
 
@@ -65,6 +66,7 @@ int bzimage_parse(const uint8_t *f, size_t len, struct bzimage *bz, const char *
 	bz->cmdline_size = get_le32(f + HDR_CMDLINE_SIZE);
 	bz->kernel_alignment = get_le32(f + HDR_KERNEL_ALIGN);
 	bz->init_size = get_le32(f + HDR_INIT_SIZE);
+	bz->pref_address = get_le64(f + HDR_PREF_ADDRESS);
 	if (bz->init_size < bz->kernel_size)
 		bz->init_size = bz->kernel_size;
 	/* The payload (2.08+), relative to the protected-mode part: only

@@ -425,6 +425,31 @@ static void test_boot_init_size_bound(void **state)
 	free_packed(&p);
 }
 
+/* Booted as it is, a kernel runs at pref_address when that is higher than
+ * 1 MiB (the decompressor moves it there) and needs init_size from there:
+ * the initrd goes above. */
+static void test_bz_pref_address(void **state)
+{
+	struct guest_mem *mem = *state;
+	struct bz_spec spec = bz_spec_default();
+	struct x86_cpu_state cpu;
+	uint8_t initrd[5000] = { 7 };
+	size_t len;
+	uint8_t *bz;
+
+	bz = bz_build(&spec, &len);
+	put_le64(bz + 0x258, 16 * MiB);
+	assert_int_equal(boot_mode(mem, bz, len, BOOT_UNPACK_GUEST, initrd, sizeof(initrd), &cpu), 0);
+	assert_int_equal(cpu.rip, BOOT_KERNEL_GPA + 0x200);
+	assert_true(bparams(mem)->hdr.ramdisk_image >= 16 * MiB + spec.init_size);
+	put_le64(bz + 0x258, 1ULL << 40); /* far past RAM */
+	assert_int_equal(boot_mode(mem, bz, len, BOOT_UNPACK_GUEST, initrd, sizeof(initrd), &cpu),
+			 -ENOSPC);
+	put_le64(bz + 0x258, ~0ULL);
+	assert_int_equal(boot_mode(mem, bz, len, BOOT_UNPACK_GUEST, NULL, 0, &cpu), -ENOSPC);
+	free(bz);
+}
+
 /* Debian's kernel: its xz payload unpacks to a vmlinux linked at 16 MiB. */
 static void test_real_kernel(void **state)
 {
@@ -469,6 +494,7 @@ int main(void)
 		T(test_boot_guest),
 		T(test_boot_fallbacks),
 		T(test_boot_init_size_bound),
+		T(test_bz_pref_address),
 		cmocka_unit_test_setup_teardown(test_real_kernel, mem_setup_512m, mem_teardown),
 	};
 
