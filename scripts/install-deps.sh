@@ -6,8 +6,10 @@ set -euo pipefail
 packages=(
 	gcc make meson ninja-build pkg-config libc6-dev linux-libc-dev
 	libcmocka-dev                   # unit tests
+	liblzma-dev libzstd-dev zlib1g-dev liblz4-dev libbz2-dev  # kernel payloads unpacked on the host
 	clang libclang-rt-14-dev        # libFuzzer targets
 	cpio kmod gzip                  # guest image (guest/build.sh)
+	zstd                            # the zstd variant of the bzimage test guest
 	qemu-system-x86 qemu-utils      # benchmarks and test oracles
 	e2fsprogs procps util-linux python3  # tests, benchmarks
 )

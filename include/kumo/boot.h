@@ -20,6 +20,9 @@ struct bzimage {
 	uint32_t cmdline_size;   /* max length, without the NUL */
 	uint32_t init_size;      /* memory the kernel needs from its load address */
 	uint32_t kernel_alignment;
+	uint64_t pref_address;   /* where the kernel runs (LOAD_PHYSICAL_ADDR) */
+	const uint8_t *payload;  /* the compressed kernel (payload_offset, 2.08+); */
+	size_t payload_len;      /* NULL/0 when absent or not inside the file */
 };
 
 /* Validates the setup header of a whole bzImage file. -EINVAL: not a
@@ -57,6 +60,13 @@ int elf_parse(const uint8_t *file, size_t len, struct elf_image *elf, const char
 #define BOOT_KERNEL_GPA     0x100000ULL
 #define PVH_START_MAGIC     0x336ec578U
 
+/* Who decompresses a bzImage's kernel: kumo before boot (then the vmlinux
+ * inside is entered directly; the default), or the guest's own decompressor. */
+enum boot_unpack { BOOT_UNPACK_HOST, BOOT_UNPACK_GUEST };
+
+/* "host" / "guest" -> *mode; -EINVAL otherwise. */
+int boot_unpack_parse(const char *s, enum boot_unpack *mode) WUR;
+
 struct boot_config {
 	const uint8_t *kernel;
 	size_t kernel_len;
@@ -64,11 +74,15 @@ struct boot_config {
 	size_t initrd_len;
 	const char *cmdline;
 	uint64_t rsdp_gpa;
+	enum boot_unpack unpack;
 };
 
 /* Loads the kernel (bzImage or ELF64), initrd and command line into guest
  * memory and fills the boot vCPU's initial state. On failure *why is one
- * line for the user. */
+ * line for the user. A bzImage whose payload kumo can unpack to an x86-64
+ * vmlinux is, with BOOT_UNPACK_HOST, booted as that vmlinux (loaded at its
+ * link address, entered at startup_64 with the bzImage's setup header in
+ * boot_params); any other bzImage boots as it is. */
 int boot_load(struct guest_mem *mem, const struct boot_config *bc,
 	      struct x86_cpu_state *cpu, const char **why) WUR;
 

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "kumo/accel.h"
+#include "kumo/boot.h"
 #include "kumo/bus.h"
 #include "kumo/memory.h"
 
@@ -32,6 +33,7 @@ struct machine_config {
 	const char *cmdline;
 	const struct accel_ops *accel_ops;
 	const char *console_log; /* may be NULL */
+	enum boot_unpack kernel_unpack; /* who decompresses a bzImage's kernel */
 };
 
 struct vcpu {

@@ -1,5 +1,6 @@
 /* `kumo run` / `kumo-vmm`: one VM in the foreground, its serial console on
  * the terminal. */
+#include "kumo/boot.h"
 #include "kumo/cli.h"
 #include "kumo/log.h"
 #include "kumo/machine.h"
@@ -31,6 +32,10 @@ static void usage(FILE *f)
 		"  --memory SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
 		"  --accel auto|kvm|emu execution engine (default auto)\n"
 		"  --console-log FILE   also append the guest's console output to FILE\n"
+		"  --kernel-unpack host|guest\n"
+		"                       who decompresses a bzImage's kernel: kumo before\n"
+		"                       boot, entering the vmlinux directly (default host),\n"
+		"                       or the guest's own decompressor\n"
 		"  -q, --quiet          no engine line on start\n"
 		"  -v, --verbose        more messages (twice: debug)\n"
 		"  -h, --help           this help\n"
@@ -41,7 +46,8 @@ static void usage(FILE *f)
 		MACHINE_MAX_VCPUS);
 }
 
-enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_ACCEL, OPT_LOG };
+enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_ACCEL, OPT_LOG,
+       OPT_UNPACK };
 
 static const struct option options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -51,6 +57,7 @@ static const struct option options[] = {
 	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ "accel", required_argument, NULL, OPT_ACCEL },
 	{ "console-log", required_argument, NULL, OPT_LOG },
+	{ "kernel-unpack", required_argument, NULL, OPT_UNPACK },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -101,6 +108,10 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		case OPT_ACCEL:
 			if (accel_parse(optarg, &a->accel))
 				return bad("--accel must be auto, kvm or emu, not '%s'", optarg);
+			break;
+		case OPT_UNPACK:
+			if (boot_unpack_parse(optarg, &a->cfg.kernel_unpack))
+				return bad("--kernel-unpack must be host or guest, not '%s'", optarg);
 			break;
 		case 'q': a->quiet = true; break;
 		case 'v': verbose++; break;

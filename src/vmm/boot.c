@@ -3,10 +3,13 @@
  * the PVH boot ABI for ELF images with a PVH note. */
 #include "kumo/boot.h"
 #include "kumo/e820.h"
+#include "kumo/kernel_unpack.h"
+#include "kumo/log.h"
 #include "kumo/memory.h"
 
 #include <asm/bootparam.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SEL_CODE32 0x08
@@ -151,11 +154,15 @@ static int write_boot_params(struct guest_mem *mem, const struct boot_config *bc
 static int boot_bzimage(struct guest_mem *mem, const struct boot_config *bc,
 			const struct bzimage *bz, struct x86_cpu_state *cpu, const char **why)
 {
-	uint64_t initrd_gpa, kernel_end = BOOT_KERNEL_GPA + bz->init_size;
+	/* The decompressor runs the kernel at pref_address
+	 * (LOAD_PHYSICAL_ADDR) when that is above where it was loaded, and
+	 * needs init_size bytes from there: nothing else may live there. */
+	uint64_t start = MAX(BOOT_KERNEL_GPA, bz->pref_address), initrd_gpa;
+	uint64_t kernel_end = start + bz->init_size;
 	size_t cmax = bz->version >= 0x0206 ? bz->cmdline_size : 255;
 	int err;
 
-	if (kernel_end > guest_mem_low_end(mem)) {
+	if (start > guest_mem_low_end(mem) || kernel_end > guest_mem_low_end(mem)) {
 		*why = "kernel does not fit in guest memory (use more --memory)";
 		return -ENOSPC;
 	}
@@ -173,7 +180,7 @@ static int boot_bzimage(struct guest_mem *mem, const struct boot_config *bc,
 	return 0;
 }
 
-static int load_segments(struct guest_mem *mem, const struct boot_config *bc,
+static int load_segments(struct guest_mem *mem, const uint8_t *file,
 			 const struct elf_image *elf, uint64_t *end, const char **why)
 {
 	*end = 0;
@@ -185,7 +192,7 @@ static int load_segments(struct guest_mem *mem, const struct boot_config *bc,
 			*why = "ELF segment lies outside guest RAM above 1 MiB (use more --memory?)";
 			return -ENOSPC;
 		}
-		memcpy(p, bc->kernel + s->offset, s->filesz);
+		memcpy(p, file + s->offset, s->filesz);
 		memset(p + s->filesz, 0, s->memsz - s->filesz);
 		*end = MAX(*end, s->paddr + s->memsz);
 	}
@@ -223,7 +230,7 @@ static int boot_elf(struct guest_mem *mem, const struct boot_config *bc,
 	uint64_t end, initrd_gpa;
 	int err;
 
-	if ((err = load_segments(mem, bc, elf, &end, why)))
+	if ((err = load_segments(mem, bc->kernel, elf, &end, why)))
 		return err;
 	if ((err = place_initrd(mem, bc, ALIGN_UP(end, 4096), MMIO_HOLE_START, &initrd_gpa, why)))
 		return err;
@@ -245,6 +252,105 @@ static int boot_elf(struct guest_mem *mem, const struct boot_config *bc,
 	return 0;
 }
 
+int boot_unpack_parse(const char *s, enum boot_unpack *mode)
+{
+	if (!strcmp(s, "host"))
+		*mode = BOOT_UNPACK_HOST;
+	else if (!strcmp(s, "guest"))
+		*mode = BOOT_UNPACK_GUEST;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Checks an unpacked vmlinux before anything is written: every PT_LOAD in
+ * guest RAM above 1 MiB, the entry inside a segment's file bytes, and the
+ * memory the kernel needs (init_size from its lowest address, or its
+ * segments' end if that is higher) in low RAM. *floor: where that ends. */
+static int check_vmlinux(struct guest_mem *mem, const struct bzimage *bz,
+			 const struct elf_image *elf, uint64_t *floor, const char **why)
+{
+	uint64_t lo = UINT64_MAX, end = 0;
+	bool entry_ok = false;
+
+	for (unsigned i = 0; i < elf->nr_segments; i++) {
+		const struct elf_segment *s = &elf->seg[i];
+
+		if (s->paddr < BOOT_KERNEL_GPA || !gpa_ptr(mem, s->paddr, s->memsz)) {
+			*why = "a segment of the unpacked kernel lies outside guest RAM above 1 MiB";
+			return -ENOSPC;
+		}
+		lo = MIN(lo, s->paddr);
+		end = MAX(end, s->paddr + s->memsz);
+		if (elf->entry >= s->paddr && elf->entry - s->paddr < s->filesz)
+			entry_ok = true;
+	}
+	if (!entry_ok) {
+		*why = "the unpacked kernel's entry point is not in a loaded segment";
+		return -ENOEXEC;
+	}
+	*floor = ALIGN_UP(MAX(end, lo + bz->init_size), 4096);
+	if (*floor > guest_mem_low_end(mem)) {
+		*why = "the unpacked kernel does not fit in guest memory";
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* The bzImage's payload unpacked here: the vmlinux inside it is loaded at
+ * its link address (LOAD_PHYSICAL_ADDR, so the kernel never learns of a
+ * relocation: the guest's decompressor would have put it there too without
+ * KASLR) and entered at startup_64 (e_entry) with the bzImage's own setup
+ * header in boot_params, KASLR_FLAG clear. The guest's decompressor does
+ * nothing else the kernel needs on this machine: relocations apply only to
+ * a kernel moved from its link address, and the rest (its own page tables,
+ * GDT, SEV/TDX set-up, 5-level paging trampoline) the kernel does again.
+ * Returns 1 when the payload is not an unpackable x86-64 vmlinux (*why:
+ * why not; nothing was written), 0 when booted, <0 on a layout error. */
+static int boot_bzimage_unpacked(struct guest_mem *mem, const struct boot_config *bc,
+				 const struct bzimage *bz, struct x86_cpu_state *cpu,
+				 const char **why)
+{
+	size_t cmax = bz->cmdline_size, vm_len;
+	uint64_t floor, end, initrd_gpa, t0 = now_ns();
+	struct elf_image elf;
+	struct boot_params *bp;
+	const char *format;
+	uint8_t *vm;
+	int err;
+
+	if (!bz->payload) {
+		*why = "the bzImage has no payload inside the file";
+		return 1;
+	}
+	if (kernel_unpack(bz->payload, bz->payload_len, MIN(bz->init_size, KERNEL_UNPACK_MAX),
+			  &vm, &vm_len, &format, why))
+		return 1;
+	if (elf_parse(vm, vm_len, &elf, why) || check_vmlinux(mem, bz, &elf, &floor, why)) {
+		free(vm);
+		return 1;
+	}
+	err = load_segments(mem, vm, &elf, &end, why);
+	free(vm);
+	if (err)
+		return err;
+	log_info("kernel: %s payload unpacked on the host (%zu -> %zu bytes, %.1f ms), "
+		 "entering the vmlinux at 0x%llx", format, bz->payload_len, vm_len,
+		 (double)(now_ns() - t0) / 1e6, (unsigned long long)elf.entry);
+	if ((err = place_initrd(mem, bc, floor, (uint64_t)bz->initrd_addr_max + 1, &initrd_gpa, why)))
+		return err;
+	if ((err = write_cmdline(mem, bc->cmdline, cmax, why)))
+		return err;
+	if ((err = write_boot_params(mem, bc, bc->kernel, bz->hdr_end, initrd_gpa)))
+		return err;
+	bp = gpa_ptr(mem, BOOT_PARAMS_GPA, sizeof(*bp));
+	bp->hdr.loadflags &= ~KASLR_FLAG; /* not randomized: kaslr_enabled() is false */
+	flat_state(cpu, true);
+	cpu->rip = elf.entry;
+	cpu->gpr[X86_RSI] = BOOT_PARAMS_GPA;
+	return 0;
+}
+
 int boot_load(struct guest_mem *mem, const struct boot_config *bc,
 	      struct x86_cpu_state *cpu, const char **why)
 {
@@ -260,6 +366,16 @@ int boot_load(struct guest_mem *mem, const struct boot_config *bc,
 		return err;
 	}
 	err = bzimage_parse(bc->kernel, bc->kernel_len, &bz, &bz_why);
+	if (!err && bc->unpack == BOOT_UNPACK_HOST) {
+		err = boot_bzimage_unpacked(mem, bc, &bz, cpu, &bz_why);
+		if (err <= 0) {
+			if (err)
+				*why = bz_why;
+			return err;
+		}
+		log_info("kernel: booting the bzImage as it is, the guest decompresses (%s)", bz_why);
+		err = 0;
+	}
 	if (!err)
 		return boot_bzimage(mem, bc, &bz, cpu, why);
 	if (err != -EINVAL) {

@@ -14,6 +14,9 @@
 #define HDR_KERNEL_ALIGN  0x230
 #define HDR_XLOADFLAGS    0x236
 #define HDR_CMDLINE_SIZE  0x238
+#define HDR_PAYLOAD_OFF   0x248
+#define HDR_PAYLOAD_LEN   0x24c
+#define HDR_PREF_ADDRESS  0x258
 #define HDR_INIT_SIZE     0x260
 #define HDR_MIN_END       0x264
 
@@ -23,6 +26,7 @@
 int bzimage_parse(const uint8_t *f, size_t len, struct bzimage *bz, const char **why)
 {
 	unsigned setup_sects;
+	uint32_t off, plen;
 
 	memset(bz, 0, sizeof(*bz));
 	if (len < HDR_MAGIC + 4 || get_le16(f + HDR_BOOT_FLAG) != 0xaa55 ||
@@ -62,7 +66,16 @@ int bzimage_parse(const uint8_t *f, size_t len, struct bzimage *bz, const char *
 	bz->cmdline_size = get_le32(f + HDR_CMDLINE_SIZE);
 	bz->kernel_alignment = get_le32(f + HDR_KERNEL_ALIGN);
 	bz->init_size = get_le32(f + HDR_INIT_SIZE);
+	bz->pref_address = get_le64(f + HDR_PREF_ADDRESS);
 	if (bz->init_size < bz->kernel_size)
 		bz->init_size = bz->kernel_size;
+	/* The payload (2.08+), relative to the protected-mode part: only
+	 * when it lies wholly inside the file. */
+	off = get_le32(f + HDR_PAYLOAD_OFF);
+	plen = get_le32(f + HDR_PAYLOAD_LEN);
+	if (plen && off < bz->kernel_size && plen <= bz->kernel_size - off) {
+		bz->payload = bz->kernel + off;
+		bz->payload_len = plen;
+	}
 	return 0;
 }

@@ -130,7 +130,10 @@ static int make_devices(struct machine *m, const char **why)
 
 static int load_kernel(struct machine *m, const char **why)
 {
-	struct boot_config bc = { .cmdline = m->cfg.cmdline ? m->cfg.cmdline : "" };
+	struct boot_config bc = {
+		.cmdline = m->cfg.cmdline ? m->cfg.cmdline : "",
+		.unpack = m->cfg.kernel_unpack,
+	};
 	struct x86_cpu_state cpu;
 	uint8_t *kernel = NULL, *initrd = NULL;
 	uint8_t *acpi = gpa_ptr(&m->mem, ACPI_TABLES_GPA, ACPI_TABLES_MAX);

@@ -5,7 +5,8 @@
  *   fuzz-X --random N [--seed S]    N random mutations of the built-in seeds
  *   fuzz-X --write-seeds DIR        write the built-in seeds as files
  *
- * The seeds are a minimal bzImage and minimal ELF images built in memory.
+ * The seeds are a minimal bzImage and minimal ELF images built in memory,
+ * and whatever the target adds with fuzz_target_seeds().
  * --random prints its seed first, so a failure can be replayed with the
  * same --random N --seed S; on a crash the input is also saved to
  * ./fuzz-crash-S-I (I: the input's number), which replays as a FILE. */
@@ -35,7 +36,20 @@ struct seed {
 	size_t len;
 };
 
-static struct seed seeds[4];
+#define MAX_SEEDS 16
+
+static struct seed seeds[MAX_SEEDS];
+static size_t nr_seeds = 4;
+
+/* A target's own seeds (malloc'd data, kept), after the built-in ones. */
+void fuzz_target_seeds(void (*add)(const char *name, uint8_t *data, size_t len)) __attribute__((weak));
+
+static void add_seed(const char *name, uint8_t *data, size_t len)
+{
+	if (nr_seeds == MAX_SEEDS || len > MAX_INPUT)
+		abort();
+	seeds[nr_seeds++] = (struct seed){ name, data, len };
+}
 
 static void make_seeds(void)
 {
@@ -65,6 +79,8 @@ static void make_seeds(void)
 	vmlinux.memsz = 0x2000;
 	seeds[3] = (struct seed){ "elf-vmlinux" };
 	seeds[3].data = elf_build(&vmlinux, &seeds[3].len);
+	if (fuzz_target_seeds)
+		fuzz_target_seeds(add_seed);
 }
 
 static int write_seeds(const char *dir)
@@ -73,7 +89,7 @@ static int write_seeds(const char *dir)
 		perror(dir);
 		return 1;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(seeds); i++) {
+	for (size_t i = 0; i < nr_seeds; i++) {
 		char path[4096];
 		FILE *f;
 
@@ -241,9 +257,9 @@ static int run_random(uint64_t count, uint64_t seed)
 	cur_seed = seed;
 	rng_state = seed;
 	for (cur_index = 0; cur_index < count; cur_index++) {
-		const struct seed *s = &seeds[cur_index % ARRAY_SIZE(seeds)];
+		const struct seed *s = &seeds[cur_index % nr_seeds];
 		/* The seeds as they are first, then 1 to 8 mutations stacked. */
-		unsigned rounds = cur_index < ARRAY_SIZE(seeds) ? 0 : 1 + below(8);
+		unsigned rounds = cur_index < nr_seeds ? 0 : 1 + below(8);
 		uint8_t *input;
 
 		memcpy(buf, s->data, s->len);

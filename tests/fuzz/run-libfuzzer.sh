@@ -5,7 +5,8 @@
 #   tests/fuzz/run-libfuzzer.sh [SECONDS]
 #
 # Environment: CLANG (default: clang, else clang-14), KEEP=1 to keep the
-# work directory (binaries, corpora, crash files). Exits non-zero when a
+# work directory (binaries, corpora, crash files), TARGETS to run only some
+# (default: bzimage elf unpack decode exec). Exits non-zero when a
 # target crashes; the crashing input is copied to ./fuzz-crash-TARGET-*.
 set -eu
 
@@ -27,35 +28,45 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kumo-libfuzzer.XXXXXX")
 cleanup() { [ "${KEEP:-0}" = 1 ] && echo "work directory: $work" || rm -rf "$work"; }
 trap cleanup EXIT
 
-srcs="$top/src/common/util.c $top/src/vmm/bzimage.c $top/src/vmm/elf.c \
+srcs="$top/src/common/util.c $top/src/common/log.c $top/src/vmm/bzimage.c $top/src/vmm/elf.c \
       $top/src/vmm/boot.c $top/src/vmm/e820.c $top/src/vmm/memory.c \
-      $top/tests/fuzz/fuzz_boot.c"
+      $top/src/vmm/kernel_unpack.c $top/tests/fuzz/fuzz_boot.c \
+      $top/tests/unit/packers.c"
+libs="-llzma -lzstd -lz -llz4 -lbz2"
 cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -I$top/include -I$top/tests/unit"
 san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 
 # The seeds come from the plain driver (no libFuzzer, no sanitizers).
 # shellcheck disable=SC2086
 "$cc" $cflags -o "$work/driver" "$top/tests/fuzz/driver.c" "$top/tests/fuzz/fuzz_bzimage.c" \
-	"$top/tests/unit/images.c" $srcs
+	"$top/tests/unit/images.c" $srcs $libs
 "$work/driver" --write-seeds "$work/seeds" >/dev/null
+# fuzz-unpack's seeds: compressed payloads, from its own fuzz_target_seeds().
+# shellcheck disable=SC2086
+"$cc" $cflags -o "$work/driver-unpack" "$top/tests/fuzz/driver.c" "$top/tests/fuzz/fuzz_unpack.c" \
+	"$top/tests/unit/images.c" $srcs $libs
+"$work/driver-unpack" --write-seeds "$work/seeds-unpack" >/dev/null
 
 status=0
 emu_srcs=""
 for f in flags decode mmu access exec system deliver sse x87 lapic; do
 	emu_srcs="$emu_srcs $top/src/emu/$f.c"
 done
-for target in bzimage elf decode exec; do
+for target in ${TARGETS:-bzimage elf unpack decode exec}; do
 	# The decoder (src/emu) needs none of the loaders, and short inputs;
 	# the executor needs the engine's CPU parts and guest memory.
 	case $target in
 	decode) tsrcs="$top/src/emu/decode.c" tflags="-I$top/src/emu" max_len=64 ;;
 	exec) tsrcs="$emu_srcs $top/src/common/util.c $top/src/vmm/memory.c" tflags="-I$top/src/emu" max_len=4096 ;;
-	*) tsrcs=$srcs tflags='' max_len=65536 ;;
+	unpack) tsrcs="$srcs $libs $top/tests/unit/images.c" tflags='' max_len=65536 ;;
+	*) tsrcs="$srcs $libs" tflags='' max_len=65536 ;;
 	esac
+	seeds=$work/seeds
+	[ "$target" = unpack ] && seeds=$work/seeds-unpack
 	# shellcheck disable=SC2086
 	"$cc" $cflags $tflags $san -o "$work/fuzz-$target" "$top/tests/fuzz/fuzz_$target.c" $tsrcs
 	mkdir -p "$work/corpus-$target" "$work/artifacts-$target"
-	cp "$work/seeds/"* "$work/corpus-$target/"
+	cp "$seeds/"* "$work/corpus-$target/"
 	echo "== fuzz-$target: $seconds s"
 	if ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
 	   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

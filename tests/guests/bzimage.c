@@ -7,7 +7,11 @@
  *   - boot_params: the loader type (0xff), the setup header it copied, the
  *     command line at cmd_line_ptr, the e820 table, acpi_rsdp_addr
  *     pointing at "RSD PTR ", and the initrd (ramdisk_image/size), whose
- *     FNV-1a 32-bit hash it prints for the host to compare.
+ *     FNV-1a 32-bit hash it prints for the host to compare;
+ *   - whether the compressed payload (payload_offset/length, when
+ *     mkbzimage.py --compress put one there, past .bss) is in memory: it
+ *     is when the loader copied the bzImage as it is, and not when the
+ *     loader unpacked the payload (this guest's ELF) and loaded that.
  */
 #include "guest.h"
 
@@ -31,6 +35,8 @@ GUEST("bzimage");
 #define BP_INITRD_ADDR_MAX 0x22c
 #define BP_XLOADFLAGS 0x236
 #define BP_CMDLINE_SIZE 0x238
+#define BP_PAYLOAD_OFFSET 0x248
+#define BP_PAYLOAD_LENGTH 0x24c
 #define BP_INIT_SIZE 0x260
 #define BP_E820_TABLE 0x2d0
 #define E820_MAX_ENTRIES 128 /* the zero page's table */
@@ -192,6 +198,24 @@ static void check_initrd(const uint8_t *bp, uint64_t top_low)
 	kprintf("bzimage: initrd %lu bytes fnv1a32 0x%08x\n", size, fnv1a32((const uint8_t *)addr, size));
 }
 
+static void check_payload(const uint8_t *bp)
+{
+	uint32_t off = bp32(bp, BP_PAYLOAD_OFFSET), len = bp32(bp, BP_PAYLOAD_LENGTH);
+	const volatile uint8_t *p = (const volatile uint8_t *)(uint64_t)(LOAD_ADDR + off);
+	unsigned nonzero = 0;
+
+	if (!len) {
+		kprintf("bzimage: no compressed payload\n");
+		return;
+	}
+	if ((uint64_t)LOAD_ADDR + off < (uint64_t)_end)
+		fail("the payload at +0x%x lies inside the image (ends at 0x%lx)", off, (uint64_t)_end);
+	for (unsigned i = 0; i < 16 && i < len; i++)
+		nonzero += p[i] != 0;
+	kprintf("bzimage: payload of %u bytes at 0x%lx: %s\n", len, (uint64_t)p,
+		nonzero ? "in memory (loaded as it is)" : "not in memory (unpacked by the loader)");
+}
+
 void bzimage_start(const uint8_t *bp, uint64_t entry_rsp, uint64_t entry_rflags);
 void bzimage_start(const uint8_t *bp, uint64_t entry_rsp, uint64_t entry_rflags)
 {
@@ -231,5 +255,6 @@ void bzimage_start(const uint8_t *bp, uint64_t entry_rsp, uint64_t entry_rflags)
 	check_e820(bp, &top_low);
 	check_rsdp(bp);
 	check_initrd(bp, top_low);
+	check_payload(bp);
 	pass();
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Wraps a raw 64-bit kernel image in a bzImage setup block.
 
-usage: mkbzimage.py KERNEL.elf KERNEL.bin OUT
+usage: mkbzimage.py [--compress xz|gzip|zstd] KERNEL.elf KERNEL.bin OUT
 
 KERNEL.bin is `objcopy -O binary` of KERNEL.elf, which must be linked at
 0x100000 with its 64-bit entry at 0x100200 (the Linux boot protocol's
@@ -9,13 +9,26 @@ startup_64). The ELF gives init_size: the memory the image needs from
 0x100000 on, .bss included. OUT is two 512-byte sectors of setup (the boot
 sector and one setup sector: setup_sects = 1) followed by KERNEL.bin.
 
+With --compress, the image also carries KERNEL.elf compressed as Linux's
+build does it (the stream, then the ELF's size as 4 little-endian bytes),
+as the payload (payload_offset, payload_length) after KERNEL.bin and its
+.bss, where the guest never looks: a loader that unpacks the payload on
+the host enters the ELF at the same 0x100200; one that does not runs
+KERNEL.bin itself. The guest tells which happened by whether the payload
+is in its memory. xz and gzip come from Python; zstd from the zstd
+program (exit status 77 when it is not installed).
+
 The setup header (Documentation/arch/x86/boot.rst), protocol 2.15:
 LOADED_HIGH, XLF_KERNEL_64, cmdline_size 2048, initrd_addr_max 0x37ffffff,
 kernel_alignment 2 MiB, not relocatable. The real-mode entry (setup code
 at 0x200) and the 32-bit entry are not supported: the first writes 1 to
 the test-exit port (0xf4) and halts; the second is the image's business.
 """
+import gzip
+import lzma
+import shutil
 import struct
+import subprocess
 import sys
 
 LOAD_ADDR = 0x100000
@@ -54,7 +67,27 @@ def elf_memory_end(elf):
     return end
 
 
-def setup_block(payload_len, init_size):
+def compress(fmt, data):
+    """data as a Linux kernel payload: the stream, then its size."""
+    if fmt == "xz":
+        # As scripts/xz_wrap.sh: CRC32, the x86 BCJ filter, LZMA2.
+        out = lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
+                            filters=[{"id": lzma.FILTER_X86},
+                                     {"id": lzma.FILTER_LZMA2, "preset": 9}])
+    elif fmt == "gzip":
+        out = gzip.compress(data, compresslevel=9, mtime=0)
+    elif fmt == "zstd":
+        if not shutil.which("zstd"):
+            print("mkbzimage.py: zstd is not installed", file=sys.stderr)
+            sys.exit(77)
+        out = subprocess.run(["zstd", "-19", "-q", "-c"], input=data, check=True,
+                             stdout=subprocess.PIPE).stdout
+    else:
+        die(f"unknown format {fmt}")
+    return out + struct.pack("<I", len(data))
+
+
+def setup_block(payload_len, init_size, payload_offset=0, payload_length=0):
     s = bytearray(SETUP_SIZE)
 
     def put(off, fmt, *v):
@@ -75,6 +108,8 @@ def setup_block(payload_len, init_size):
     put(0x235, "B", 21)                    # min_alignment (2 MiB)
     put(0x236, "H", 0x0001)                # xloadflags: XLF_KERNEL_64
     put(0x238, "I", 2048)                  # cmdline_size
+    put(0x248, "I", payload_offset)        # payload_offset (from 0x100000)
+    put(0x24C, "I", payload_length)        # payload_length
     put(0x258, "Q", LOAD_ADDR)             # pref_address
     put(0x260, "I", init_size)             # init_size
     s[HDR_END:HDR_END + len(REAL_MODE_STUB)] = REAL_MODE_STUB
@@ -84,19 +119,31 @@ def setup_block(payload_len, init_size):
 
 
 def main():
-    if len(sys.argv) != 4:
-        die("usage: mkbzimage.py KERNEL.elf KERNEL.bin OUT")
-    with open(sys.argv[1], "rb") as f:
+    args = sys.argv[1:]
+    fmt = None
+    if len(args) == 5 and args[0] == "--compress":
+        fmt = args[1]
+        args = args[2:]
+    if len(args) != 3:
+        die("usage: mkbzimage.py [--compress xz|gzip|zstd] KERNEL.elf KERNEL.bin OUT")
+    with open(args[0], "rb") as f:
         elf = f.read()
-    with open(sys.argv[2], "rb") as f:
-        payload = f.read()
+    with open(args[1], "rb") as f:
+        raw = f.read()
     end = elf_memory_end(elf)
-    if len(payload) < 0x200 + 1 or LOAD_ADDR + len(payload) > end:
-        die(f"{sys.argv[2]} ({len(payload)} bytes) does not match {sys.argv[1]}")
+    if len(raw) < 0x200 + 1 or LOAD_ADDR + len(raw) > end:
+        die(f"{args[1]} ({len(raw)} bytes) does not match {args[0]}")
     init_size = (end - LOAD_ADDR + 4095) & ~4095
-    with open(sys.argv[3], "wb") as f:
-        f.write(setup_block(len(payload), init_size))
-        f.write(payload)
+    kernel, off, plen = raw, 0, 0
+    if fmt:
+        payload = compress(fmt, elf)
+        off, plen = init_size, len(payload)
+        kernel = raw + bytes(off - len(raw)) + payload
+        # Room for the payload, and for the ELF a loader unpacks it to.
+        init_size = (max(off + plen, len(elf)) + 4095) & ~4095
+    with open(args[2], "wb") as f:
+        f.write(setup_block(len(kernel), init_size, off, plen))
+        f.write(kernel)
 
 
 if __name__ == "__main__":

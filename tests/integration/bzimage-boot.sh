@@ -4,14 +4,25 @@
 # pseudo-random bytes and a command line, and checks what the guest saw:
 # the initrd's size and FNV-1a 32-bit hash (computed here too), the command
 # line, the RAM, and exit status 64 (PASS).
-# usage: bzimage-boot.sh KUMO_VMM BZIMAGE ACCEL CPUS
+#
+# With FORMAT and UNPACK, BZIMAGE carries the guest's ELF as a compressed
+# payload (mkbzimage.py --compress FORMAT) and kumo runs with
+# --kernel-unpack UNPACK: host must unpack it and enter the ELF (the guest
+# sees no payload in its memory), guest must load the bzImage as it is.
+# Without them, the plain bzimage (no payload) must boot as it is.
+# usage: bzimage-boot.sh KUMO_VMM BZIMAGE ACCEL CPUS [FORMAT UNPACK]
 set -uo pipefail
-vmm=$1 image=$2 accel=$3 cpus=$4
+vmm=$1 image=$2 accel=$3 cpus=$4 format=${5:-} unpack=${6:-host}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 if [ "$accel" = kvm ] && [ ! -e /dev/kvm ]; then
 	echo "SKIP: no /dev/kvm on this host"
+	exit 77
+fi
+
+if [ -n "$format" ] && [ -z "$image" ]; then
+	echo "SKIP: the $format variant of the bzimage guest was not built (is the $format program installed?)"
 	exit 77
 fi
 
@@ -31,7 +42,8 @@ print(f"{len(data)} 0x{h:08x}")
 EOF
 ) || { echo "FAIL: could not write the initrd"; exit 1; }
 
-timeout 60 "$vmm" --accel "$accel" --cpus "$cpus" --memory "$mem" --kernel "$image" \
+timeout 60 "$vmm" -v --kernel-unpack "$unpack" \
+	--accel "$accel" --cpus "$cpus" --memory "$mem" --kernel "$image" \
 	--initrd "$tmp/initrd" --cmdline "$cmdline" --console-log "$tmp/log" \
 	</dev/null >"$tmp/out" 2>"$tmp/err"
 status=$?
@@ -54,4 +66,18 @@ got=$(sed -n 's/^bzimage: initrd \([0-9]*\) bytes fnv1a32 \(0x[0-9a-f]*\)$/\1 \2
 [ "$got" = "$want" ] || fail "the guest saw the initrd as '${got:-nothing}', want '$want' (size, FNV-1a)"
 mib=$(sed -n 's/^bzimage: \([0-9]*\) MiB of RAM$/\1/p' "$tmp/out")
 [ "$mib" = "$want_mib" ] || fail "the guest saw ${mib:-no} MiB of RAM, want $want_mib"
-echo "ok: bzimage on $accel with $cpus vCPU(s): initrd $want, exit status $status"
+unpacked='unpacked on the host'
+if [ -z "$format" ]; then
+	grep -q '^bzimage: no compressed payload$' "$tmp/out" || fail "the plain bzimage reports a payload"
+	grep -q -F "$unpacked" "$tmp/err" && fail "kumo says it unpacked a bzImage that has no payload"
+	grep -q -F 'booting the bzImage as it is' "$tmp/err" || fail "kumo did not say it boots the bzImage as it is"
+elif [ "$unpack" = host ]; then
+	grep -q '^bzimage: payload .*: not in memory (unpacked by the loader)$' "$tmp/out" ||
+		fail "with --kernel-unpack host the guest still saw its compressed payload"
+	grep -q -F "kernel: $format payload $unpacked" "$tmp/err" || fail "kumo did not say it unpacked the $format payload"
+else
+	grep -q '^bzimage: payload .*: in memory (loaded as it is)$' "$tmp/out" ||
+		fail "with --kernel-unpack guest the payload is not where the bzImage put it"
+	grep -q -F "$unpacked" "$tmp/err" && fail "kumo unpacked the payload with --kernel-unpack guest"
+fi
+echo "ok: bzimage${format:+ ($format, --kernel-unpack $unpack)} on $accel with $cpus vCPU(s): initrd $want, exit status $status"

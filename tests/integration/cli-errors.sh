@@ -92,6 +92,8 @@ memory-unmappable)
 		--kernel "$guest" --memory 512G) ;;
 bad-accel)
 	expect 2 'accel must be auto, kvm or emu' -- --kernel "$guest" --accel tcg ;;
+bad-kernel-unpack)
+	expect 2 'kernel-unpack must be host or guest' -- --kernel "$guest" --kernel-unpack qemu ;;
 unknown-option)
 	expect 2 'unknown option' -- --kernel "$guest" --frobnicate ;;
 cmdline-too-long)

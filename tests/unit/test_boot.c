@@ -76,6 +76,8 @@ static int boot(struct guest_mem *mem, const uint8_t *kernel, size_t kernel_len,
 		.kernel = kernel, .kernel_len = kernel_len,
 		.initrd = initrd, .initrd_len = initrd_len,
 		.cmdline = cmdline, .rsdp_gpa = ACPI_TABLES_GPA,
+		/* bzImages as they are; test_kernel_unpack.c covers host unpacking */
+		.unpack = BOOT_UNPACK_GUEST,
 	};
 	const char *w = NULL;
 	int rc;
