@@ -37,6 +37,12 @@
 #define MSR_TSC_AUX        0xc0000103
 /* KVM's paravirtual clock (Documentation/virt/kvm/x86/msr.rst), which
  * emu offers as Linux's clocksource and TSC frequency source. */
+/* AMD K8 "interrupt pending message": Linux reads it to see whether C1E
+ * (which stops the LAPIC timer in idle) is on; here it never is. */
+#define MSR_K8_INT_PENDING_MSG  0xc0010055
+/* Machine check: the architecture with no error-reporting banks. */
+#define MSR_MCG_CAP             0x179
+#define MSR_MCG_STATUS          0x17a
 #define MSR_KVM_WALL_CLOCK      0x11
 #define MSR_KVM_SYSTEM_TIME     0x12
 #define MSR_KVM_WALL_CLOCK_NEW  0x4b564d00
@@ -55,7 +61,7 @@
 #define CR4_PSE (1ULL << 4)
 #define CR4_PGE (1ULL << 7)
 /* what kumo's CPU implements: VME/PVI/DE/MCE/PCE/UMIP/LA57/VMXE/... are not */
-#define CR4_SUPPORTED (CR4_TSD | CR4_PSE | X86_CR4_PAE | CR4_PGE | (1ULL << 9) /* OSFXSR */ | \
+#define CR4_SUPPORTED (CR4_TSD | CR4_PSE | (1ULL << 6) /* MCE */ | X86_CR4_PAE | CR4_PGE | (1ULL << 9) /* OSFXSR */ | \
 		       (1ULL << 10) /* OSXMMEXCPT */)
 #define CR0_SUPPORTED (X86_CR0_PE | CR0_MP | CR0_EM | CR0_TS | X86_CR0_ET | (1ULL << 5) /* NE */ | \
 		       CR0_WP | CR0_AM | CR0_NW | CR0_CD | X86_CR0_PG)
@@ -493,6 +499,9 @@ static int rdmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t *v)
 	case MSR_TSC_AUX: *v = cpu->msr.tsc_aux; return 0;
 	case MSR_KVM_SYSTEM_TIME: case MSR_KVM_SYSTEM_TIME_NEW: *v = cpu->msr.kvm_system_time; return 0;
 	case MSR_KVM_WALL_CLOCK: case MSR_KVM_WALL_CLOCK_NEW: *v = 0; return 0;
+	case MSR_K8_INT_PENDING_MSG: *v = 0; return 0;
+	case MSR_MCG_CAP: *v = 0; return 0;          /* no banks, no MCG_CTL */
+	case MSR_MCG_STATUS: *v = 0; return 0;
 	}
 	return -1;
 }
@@ -513,6 +522,8 @@ static int wrmsr(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
 	case MSR_KVM_WALL_CLOCK: case MSR_KVM_WALL_CLOCK_NEW:
 		kvmclock_wall(cpu, v);
 		return 0;
+	case MSR_K8_INT_PENDING_MSG: return 0;
+	case MSR_MCG_STATUS: return v ? -1 : 0;      /* only zero may be written */
 	case MSR_APIC_BASE: if (cpu->lapic) emu_lapic_set_base(cpu->lapic, v); return 0;
 	case MSR_MTRR_DEF_TYPE: return 0;
 	case MSR_SYSENTER_CS: cpu->msr.sysenter_cs = v & 0xffff; return 0;
@@ -1007,10 +1018,14 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 		r[3] = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 9) | (1u << 13) |
 		       (1u << 15) | (1u << 16) | (ncpus > 1 ? 1u << 28 : 0);
 		/* PSE TSC MSR PAE APIC PGE CMOV PAT HTT */
+		r[3] |= (1u << 7) | (1u << 14);           /* MCE, MCA (with no banks) */
 		r[3] |= (1u << 11) | (1u << 8);           /* SEP: SYSENTER/SYSEXIT, CX8 */
 		r[2] |= 1u << 13;                         /* CX16: CMPXCHG16B */
 		r[2] |= EMU_CPUID1_ECX_SIMD;              /* sse.h: what sse.c/x87.c implement */
 		r[3] |= EMU_CPUID1_EDX_SIMD;
+		break;
+	case 6:
+		r[0] = 1u << 2;                           /* ARAT: the LAPIC timer runs in idle */
 		break;
 	case 0xb:
 		r[3] = cpu->index;

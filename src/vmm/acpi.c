@@ -2,6 +2,7 @@
  * timer, no SCI, no fixed events; power off and reset are two I/O ports
  * named in the FADT, and \_S5 in the DSDT gives the sleep type. */
 #include "kumo/acpi.h"
+#include "kumo/devices.h"
 
 #include <errno.h>
 #include <string.h>
@@ -53,20 +54,147 @@ static void gas_io8(uint8_t *p, uint16_t port)
 	put_le64(p + 4, port);
 }
 
+/* ---- a little AML writer: byte-code into a bounded buffer ---- */
+struct aml {
+	uint8_t *p;
+	size_t size, len;
+	bool overflow;
+	size_t open[4];          /* where each open package's body starts */
+	unsigned depth;
+};
+
+static void aml_bytes(struct aml *a, const void *bytes, size_t n)
+{
+	if (a->overflow || n > a->size - a->len) {
+		a->overflow = true;
+		return;
+	}
+	memcpy(a->p + a->len, bytes, n);
+	a->len += n;
+}
+
+static void aml_byte(struct aml *a, uint8_t v)
+{
+	aml_bytes(a, &v, 1);
+}
+
+/* Opens a package (Scope, Device, Buffer...) after its opcode: the
+ * PkgLength is written when it is closed. */
+static void aml_open(struct aml *a)
+{
+	if (a->depth == ARRAY_SIZE(a->open)) {
+		a->overflow = true;
+		return;
+	}
+	a->open[a->depth++] = a->len;
+}
+
+/* PkgLength counts itself: one byte up to 63, else 2-4 bytes with the
+ * low nibble first (ACPI 6.4, 20.2.4). */
+static void aml_close(struct aml *a)
+{
+	size_t at, body, total, n;
+	uint8_t enc[4];
+
+	if (a->overflow || !a->depth)
+		return;
+	at = a->open[--a->depth];
+	body = a->len - at;
+	n = body + 1 <= 63 ? 1 : body + 2 < (1u << 12) ? 2 : body + 3 < (1u << 20) ? 3 : 4;
+	total = body + n;
+	if (n == 1) {
+		enc[0] = total;
+	} else {
+		enc[0] = (uint8_t)((n - 1) << 6 | (total & 0xf));
+		for (size_t i = 1; i < n; i++)
+			enc[i] = (uint8_t)(total >> (4 + 8 * (i - 1)));
+	}
+	if (n > a->size - a->len) {
+		a->overflow = true;
+		return;
+	}
+	memmove(a->p + at + n, a->p + at, body);
+	memcpy(a->p + at, enc, n);
+	a->len += n;
+}
+
+static void aml_name(struct aml *a, const char seg[4])
+{
+	aml_byte(a, 0x08);                       /* NameOp */
+	aml_bytes(a, seg, 4);
+}
+
+/* EISA id "PNP0501" as its compressed 32-bit form. */
+static void aml_eisa_id(struct aml *a, const char id[7])
+{
+	uint16_t vendor = (uint16_t)((id[0] - 0x40) << 10 | (id[1] - 0x40) << 5 | (id[2] - 0x40));
+	unsigned product = 0;
+	for (int i = 3; i < 7; i++)
+		product = product << 4 | (unsigned)(id[i] <= '9' ? id[i] - '0' : id[i] - 'A' + 10);
+	aml_byte(a, 0x0c);                       /* DWordPrefix */
+	aml_byte(a, vendor >> 8);
+	aml_byte(a, vendor & 0xff);
+	aml_byte(a, product >> 8);
+	aml_byte(a, product & 0xff);
+}
+
+/* Device (NAME) { _HID EISA id, _UID, _CRS { IO port range, IRQ } } for
+ * a legacy ISA device: hardware-reduced ACPI has no legacy PIC, so Linux
+ * sets up an ISA IRQ only for a device ACPI describes. */
+static void aml_isa_device(struct aml *a, const char name[4], const char hid[7], uint8_t uid,
+			   uint16_t port, uint8_t nports, uint8_t irq)
+{
+	uint8_t crs[] = {
+		0x47, 0x01, port & 0xff, port >> 8, port & 0xff, port >> 8, 0x01, nports, /* IO Decode16 */
+		0x22, (uint8_t)(1u << irq), (uint8_t)((1u << irq) >> 8),           /* IRQNoFlags {irq} */
+		0x79, 0x00,                                                          /* EndTag */
+	};
+
+	aml_byte(a, 0x5b);                       /* DeviceOp */
+	aml_byte(a, 0x82);
+	aml_open(a);
+	aml_bytes(a, name, 4);
+	aml_name(a, "_HID");
+	aml_eisa_id(a, hid);
+	aml_name(a, "_UID");
+	aml_byte(a, 0x0a);                       /* BytePrefix */
+	aml_byte(a, uid);
+	aml_name(a, "_CRS");
+	aml_byte(a, 0x11);                       /* BufferOp */
+	aml_open(a);
+	aml_byte(a, 0x0a);
+	aml_byte(a, sizeof(crs));
+	aml_bytes(a, crs, sizeof(crs));
+	aml_close(a);
+	aml_close(a);
+}
+
 static int build_dsdt(struct builder *b, uint64_t *gpa)
 {
+	uint8_t body[256];
+	struct aml a = { .p = body, .size = sizeof(body) };
 	/* Name (_S5_, Package (4) { 5, 5, 0, 0 }) */
-	static const uint8_t aml[] = {
+	static const uint8_t s5[] = {
 		0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
 		0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00,
 	};
-	uint32_t len = HDR_LEN + sizeof(aml);
-	uint8_t *t = take(b, len, gpa);
+	uint32_t len;
+	uint8_t *t;
 
+	aml_bytes(&a, s5, sizeof(s5));
+	aml_byte(&a, 0x10);                      /* Scope (\_SB) */
+	aml_open(&a);
+	aml_bytes(&a, "\\_SB_", 5);
+	aml_isa_device(&a, "COM1", "PNP0501", 0, SERIAL_COM1_BASE, 8, SERIAL_COM1_IRQ);
+	aml_close(&a);
+	if (a.overflow || a.depth)
+		return -ENOSPC;
+	len = HDR_LEN + a.len;
+	t = take(b, len, gpa);
 	if (!t)
 		return -ENOSPC;
 	header(t, "DSDT", len, 2);
-	memcpy(t + HDR_LEN, aml, sizeof(aml));
+	memcpy(t + HDR_LEN, body, a.len);
 	finish(t, len);
 	return 0;
 }

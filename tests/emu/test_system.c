@@ -808,6 +808,84 @@ static void test_cpuid_tsc(void **state)
 	}
 }
 
+/* CPUID identity (a vendor Linux knows, emu's name in the brand string,
+ * the KVM clock leaves) and kvmclock: enabling it through its MSR writes
+ * a structure whose time is the TSC, and the wall-clock MSR the time of
+ * day when that clock read zero. */
+static void test_cpuid_kvmclock(void **state)
+{
+	struct fx *f = *state;
+	struct emu_cpu *c = &f->cpu;
+	char s[49] = { 0 };
+	uint32_t r[4];
+
+	lm64(f, 0);
+	code(f, CODE, "\x0f\xa2", 2);                          /* cpuid */
+#define CPUID(leaf) do { c->rip = CODE; c->gpr[X86_RAX] = (leaf); c->gpr[X86_RCX] = 0; \
+		assert_int_equal(run1(f), EMU_OK); \
+		r[0] = c->gpr[X86_RAX]; r[1] = c->gpr[X86_RBX]; r[2] = c->gpr[X86_RCX]; r[3] = c->gpr[X86_RDX]; } while (0)
+	CPUID(0);
+	memcpy(s, &r[1], 4); memcpy(s + 4, &r[3], 4); memcpy(s + 8, &r[2], 4);
+	assert_string_equal(s, "AuthenticAMD");
+	for (unsigned i = 0; i < 3; i++) {
+		CPUID(0x80000002 + i);
+		memcpy(s + 16 * i, r, 16);
+	}
+	assert_memory_equal(s, "KumoEmuX86_6", 12);
+	CPUID(0x40000000);
+	assert_true(r[0] >= 0x40000001);
+	assert_memory_equal(&r[1], "KVMKVMKVM\0\0\0", 12);
+	CPUID(0x40000001);
+	assert_true(r[0] & (1u << 3));                         /* kvmclock2 MSRs */
+	CPUID(6);
+	assert_true(r[0] & (1u << 2));                         /* ARAT */
+	CPUID(1);
+	assert_true(r[2] & (1u << 24));                        /* TSC deadline */
+#undef CPUID
+
+	/* wrmsr 0x4b564d01 = 0x8000 | 1, then rdtsc */
+	memset(gpa(f, 0x8000, 32), 0xee, 32);
+	code(f, CODE, "\x0f\x30\x0f\x31", 4);
+	c->rip = CODE;
+	c->gpr[X86_RCX] = 0x4b564d01;
+	c->gpr[X86_RAX] = 0x8001;
+	c->gpr[X86_RDX] = 0;
+	assert_int_equal(run1(f), EMU_OK);
+	assert_int_equal(run1(f), EMU_OK);
+	{
+		uint64_t tsc = (c->gpr[X86_RDX] << 32) | (uint32_t)c->gpr[X86_RAX];
+		const uint8_t *t = gpa(f, 0x8000, 32);
+		uint64_t ts = get_le64(t + 8), sys = get_le64(t + 16);
+		uint32_t mul = get_le32(t + 24);
+		int8_t shift = (int8_t)t[28];
+		uint64_t delta = tsc - ts;
+		delta = shift >= 0 ? delta << shift : delta >> -shift;
+		uint64_t clock = sys + (uint64_t)(((unsigned __int128)delta * mul) >> 32);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		assert_int_equal(get_le32(t) & 1, 0);          /* version even: stable */
+		assert_true(t[29] & 1);                        /* PVCLOCK_TSC_STABLE */
+		/* kvmclock is the host's monotonic clock: within a second of it */
+		uint64_t mono = (uint64_t)now.tv_sec * 1000000000u + now.tv_nsec;
+		assert_true(clock <= mono && mono - clock < 1000000000ULL);
+	}
+	/* wrmsr 0x4b564d00 = 0x9000: the time of day at kvmclock zero */
+	code(f, CODE, "\x0f\x30", 2);
+	c->rip = CODE;
+	c->gpr[X86_RCX] = 0x4b564d00;
+	c->gpr[X86_RAX] = 0x9000;
+	c->gpr[X86_RDX] = 0;
+	assert_int_equal(run1(f), EMU_OK);
+	{
+		struct timespec rt, mono;
+		clock_gettime(CLOCK_REALTIME, &rt);
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		uint32_t sec = get_le32((uint8_t *)gpa(f, 0x9004, 4));
+		int64_t boot = (int64_t)rt.tv_sec - mono.tv_sec;
+		assert_true((int64_t)sec >= boot - 2 && (int64_t)sec <= boot + 2);
+	}
+}
+
 static void test_io_bitmap(void **state)
 {
 	struct fx *f = *state;
@@ -870,6 +948,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cmpxchg_wide, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_bitmap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cpuid_tsc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpuid_kvmclock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

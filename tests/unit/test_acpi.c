@@ -94,6 +94,23 @@ static void check_dsdt(const struct tables *t, uint64_t gpa)
 	assert_int_equal(s5[7], 0x0a);                       /* BytePrefix */
 	assert_int_equal(s5[8], ACPI_S5_SLP_TYP);
 	assert_true(s5 + 5 + s5[5] <= dsdt + len);           /* PkgLength fits */
+
+	/* \_SB.COM1: _HID EISAID("PNP0501"), a _CRS with I/O 0x3f8 x 8 and IRQ 4 */
+	static const uint8_t hid[] = { '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01 };
+	static const uint8_t io[] = { 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08 };
+	static const uint8_t irq[] = { 0x22, 0x10, 0x00, 0x79 };
+	const uint8_t *scope = memmem(dsdt + HDR_LEN, len - HDR_LEN, "\\_SB_", 5);
+	assert_non_null(scope);
+	assert_int_equal(scope[-2], 0x10);                   /* ScopeOp */
+	assert_true(scope - 1 + scope[-1] == dsdt + len);    /* its PkgLength ends the table */
+	const uint8_t *dev = memmem(scope, dsdt + len - scope, "COM1", 4);
+	assert_non_null(dev);
+	assert_int_equal(dev[-3], 0x5b);                     /* DeviceOp */
+	assert_int_equal(dev[-2], 0x82);
+	assert_true(dev - 1 + dev[-1] == dsdt + len);
+	assert_non_null(memmem(dev, dsdt + len - dev, hid, sizeof(hid)));
+	assert_non_null(memmem(dev, dsdt + len - dev, io, sizeof(io)));
+	assert_non_null(memmem(dev, dsdt + len - dev, irq, sizeof(irq)));
 }
 
 static void check_fadt(const struct tables *t, uint64_t gpa)

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Debian's kernel and the busybox initramfs (guest/build.sh) on the emu engine.
+
+usage: linux-emu.py KUMO_VMM compute|console CPUS
+
+compute  boots once, runs sha256sum over 16 MiB generated in the guest,
+         gzip -9 | gunzip, sort and awk arithmetic, and compares every answer
+         with what this host computes; checks dmesg has no warnings about
+         the TSC, clocksources or unsupported CPU features.
+console  boots with a root shell on a pseudo-terminal, checks dmesg, measures
+         the host CPU the idle guest uses (< 5% of a core), starts `yes` on
+         every vCPU and checks the console still answers, then powers off.
+
+Every process this starts is killed on the way out, whatever happens.
+"""
+import hashlib
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import functools
+print = functools.partial(print, flush=True)
+import time
+
+GUEST = os.environ.get("KUMO_GUEST_DIR", "/var/cache/kumo/guest")
+BOOT_TIMEOUT = 900          # seconds: a sanitizer build on a loaded 2-core host
+SEQ_N = 100000              # seq 1 SEQ_N is 588,895 bytes ...
+SEQ_COPIES = 29             # ... and 29 copies of it hold 16 MiB
+SHA_BYTES = 16 << 20
+GZ_BYTES = 256 << 10
+
+# dmesg lines that must not appear (case-insensitive).
+BAD_DMESG = re.compile(
+    r"unstable|calibrat\w* failed|unable to calibrate|unchecked msr|vendor_id .* unknown|"
+    r"may be unstable|WARNING:|BUG:|not supported|unsupported|"
+    r"mark(ing)? .*unstable|clocksource.*skew|timekeeping watchdog|Unable to init MCE",
+    re.I)
+
+
+def fail(msg, out=""):
+    print("FAIL: " + msg)
+    if out:
+        print("---- console (last 60 lines) ----")
+        print("\n".join(out.splitlines()[-60:]))
+    sys.exit(1)
+
+
+def base_args(vmm, cpus, cmdline):
+    return [vmm, "-q", "--accel", "emu", "--cpus", str(cpus), "--memory", "512M",
+            "--kernel", os.path.join(GUEST, "vmlinuz"),
+            "--initrd", os.path.join(GUEST, "initrd.img"), "--cmdline", cmdline]
+
+
+def check_dmesg(text, out):
+    bad = [l for l in text.splitlines() if BAD_DMESG.search(l)]
+    if bad:
+        fail("kernel warnings in dmesg:\n  " + "\n  ".join(bad), out)
+
+
+# ---- compute ----
+
+COMPUTE = (
+    "seq 1 %d > /tmp/s; for i in $(seq %d); do cat /tmp/s; done | head -c %d > /tmp/f; "
+    "echo SHA $(sha256sum < /tmp/f); "
+    "head -c %d /tmp/f > /tmp/g; echo GZ $(gzip -9 < /tmp/g | gunzip | sha256sum); "
+    "echo SORT $(seq 1 50000 | sort | sha256sum); "
+    "awk -v a='AWKI %%.0f\\n' -v b='AWKF %%.9f\\n' 'BEGIN { s = 0; f = 0; "
+    "for (i = 1; i <= 100000; i++) { s += i * i; f += 1 / i } printf a, s; printf b, f + 22 / 7 - 1.25 * 3.5 }'; "
+    "echo DMESG-BEGIN; dmesg; echo DMESG-END"
+) % (SEQ_N, SEQ_COPIES, SHA_BYTES, GZ_BYTES)
+
+
+def host_answers():
+    seq = ("".join("%d\n" % i for i in range(1, SEQ_N + 1)).encode() * SEQ_COPIES)[:SHA_BYTES]
+    assert len(seq) == SHA_BYTES
+    sort = "".join(s + "\n" for s in sorted(str(i) for i in range(1, 50001))).encode()
+    return {
+        "SHA": hashlib.sha256(seq).hexdigest(),
+        "GZ": hashlib.sha256(seq[:GZ_BYTES]).hexdigest(),
+        "SORT": hashlib.sha256(sort).hexdigest(),
+        "AWKI": str(sum(i * i for i in range(1, 100001))),
+        "AWKF": "%.9f" % (sum(1 / i for i in range(1, 100001)) + 22 / 7 - 1.25 * 3.5),
+    }
+
+
+def compute(vmm, cpus):
+    # The command line is parsed by the kernel then run by sh: no double quotes inside.
+    cmd = "console=ttyS0 panic=-1 quiet kumo.run=\"%s\"" % COMPUTE
+    p = subprocess.Popen(base_args(vmm, cpus, cmd), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=BOOT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        fail("no power-off within %d s" % BOOT_TIMEOUT, out.decode(errors="replace"))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    out = out.decode(errors="replace").replace("\r", "")
+    if p.returncode != 0:
+        fail("exit status %d, want 0 (guest power off)" % p.returncode, out)
+    if "kumo-guest: ready" not in out:
+        fail("no 'kumo-guest: ready'", out)
+    if "kumo-guest: exit status 0" not in out:
+        fail("the command failed in the guest", out)
+    want = host_answers()
+    for key, value in want.items():
+        m = re.search(r"^%s (\S+)" % key, out, re.M)
+        if not m:
+            fail("no %s line from the guest" % key, out)
+        if m.group(1) != value:
+            fail("%s: guest says %s, host %s" % (key, m.group(1), value), out)
+        print("ok: %s %s" % (key, value))
+    m = re.search(r"DMESG-BEGIN\n(.*)DMESG-END", out, re.S)
+    if not m:
+        fail("no dmesg from the guest", out)
+    check_dmesg(m.group(1), out)
+    print("ok: dmesg has no TSC/clocksource/feature warnings")
+    print("ok: Linux on emu with %d vCPU(s) computes what the host computes" % cpus)
+
+
+# ---- console ----
+
+class Console:
+    def __init__(self, vmm, cpus):
+        self.master, slave = pty.openpty()
+        self.p = subprocess.Popen(base_args(vmm, cpus, "console=ttyS0 panic=-1 quiet"),
+                                  stdin=slave, stdout=slave, stderr=slave,
+                                  start_new_session=True)
+        os.close(slave)
+        self.buf = b""
+
+    def expect(self, pattern, timeout):
+        rx = re.compile(pattern.encode(), re.S)
+        end = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                return m
+            left = end - time.monotonic()
+            if left <= 0 or self.p.poll() is not None:
+                fail("waited %d s for %r" % (timeout, pattern), self.buf.decode(errors="replace"))
+            r, _, _ = select.select([self.master], [], [], min(left, 1.0))
+            if r:
+                try:
+                    self.buf += os.read(self.master, 65536)
+                except OSError:
+                    pass
+
+    def drain(self, timeout):
+        r, _, _ = select.select([self.master], [], [], timeout)
+        if r:
+            try:
+                self.buf += os.read(self.master, 65536)
+            except OSError:
+                pass
+
+    def send(self, line):
+        os.write(self.master, line.encode() + b"\r")
+
+    def close(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+        os.close(self.master)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def console(vmm, cpus):
+    c = Console(vmm, cpus)
+    try:
+        c.expect(r"kumo-guest: ready", BOOT_TIMEOUT)
+        c.send("echo DMESG-BEGIN; dmesg; echo DMESG-END; grep -c ^processor /proc/cpuinfo")
+        m = c.expect(r"DMESG-BEGIN\r?\n(.*)DMESG-END\r?\n(\d+)", 300)
+        check_dmesg(m.group(1).decode(errors="replace").replace("\r", ""), "")
+        if int(m.group(2)) != cpus:
+            fail("the guest sees %s CPUs, want %d" % (m.group(2).decode(), cpus))
+        print("ok: %d vCPUs online, dmesg has no TSC/clocksource/feature warnings" % cpus)
+
+        time.sleep(5)                       # let boot-time work settle
+        t0, c0 = time.monotonic(), cpu_seconds(c.p.pid)
+        time.sleep(10)
+        share = (cpu_seconds(c.p.pid) - c0) / (time.monotonic() - t0)
+        print("idle guest: %.1f%% of a host core" % (share * 100))
+        if share >= 0.05:
+            fail("an idle guest uses %.1f%% of a host core (want < 5%%)" % (share * 100))
+
+        c.send("for i in $(seq %d); do yes > /dev/null & done" % cpus)
+        time.sleep(5)
+        for n in range(3):
+            c.send("echo pong-$((%d * 7))" % (n + 6))
+            c.expect(r"pong-%d" % ((n + 6) * 7), 120)
+        c.send("uname -r")
+        c.expect(r"\n\d+\.\d+\.\d+-\S+-amd64", 120)
+        print("ok: the console answers while `yes` runs on every vCPU")
+        c.send("kill $(pidof yes); poweroff -f")
+        end = time.monotonic() + 120
+        while c.p.poll() is None and time.monotonic() < end:
+            c.drain(0.5)
+        if c.p.poll() != 0:
+            fail("no clean power-off (status %s)" % c.p.poll())
+        print("ok: Linux on emu with %d vCPU(s): idle, busy and interactive" % cpus)
+    finally:
+        c.close()
+
+
+def main():
+    if len(sys.argv) != 4 or sys.argv[2] not in ("compute", "console"):
+        print(__doc__)
+        sys.exit(2)
+    vmm, mode, cpus = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    for f in ("vmlinuz", "initrd.img"):
+        if not os.access(os.path.join(GUEST, f), os.R_OK):
+            fail("no %s in %s (make guest)" % (f, GUEST))
+    (compute if mode == "compute" else console)(vmm, cpus)
+
+
+if __name__ == "__main__":
+    main()
