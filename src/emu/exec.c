@@ -1102,6 +1102,20 @@ static int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
 	return EMU_OK;
 }
 
+/* The r/m operand of a fast handler: a register, or memory through the
+ * inline TLB path (the effective address computed into c). */
+static inline int fast_rm_read(struct ctx *c, unsigned size, uint64_t *v)
+{
+	const struct emu_insn *in = c->in;
+
+	if (in->mod == 3) {
+		*v = c->cpu->gpr[in->rm];
+		return 0;
+	}
+	calc_ea(c);
+	return emu_read_inl(c->cpu, c->seg, c->ea, size, v);
+}
+
 /* 01 09 11 19 21 29 31 39: r/m op= reg */
 static int fast_alu_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -1126,13 +1140,8 @@ static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned size = in->opsize;
 	uint64_t src, res;
 
-	if (in->mod == 3) {
-		src = cpu->gpr[in->rm];
-	} else {
-		calc_ea(&c);
-		if (emu_read_inl(cpu, c.seg, c.ea, size, &src))
-			return EMU_FAULT;
-	}
+	if (fast_rm_read(&c, size, &src))
+		return EMU_FAULT;
 	if (alu(&c, size, cpu->gpr[in->reg], src, in->op >> 3, &res))
 		gpr_set(cpu, in->reg, size, res);
 	cpu->rip = c.next;
@@ -1400,13 +1409,8 @@ static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned size = in->opsize;
 	uint64_t v, res;
 
-	if (in->mod == 3) {
-		v = cpu->gpr[in->rm];
-	} else {
-		calc_ea(&c);
-		if (emu_read_inl(cpu, c.seg, c.ea, size, &v))
-			return EMU_FAULT;
-	}
+	if (fast_rm_read(&c, size, &v))
+		return EMU_FAULT;
 	imul_flags(&c, size, (int64_t)sext(cpu->gpr[in->reg], size), (int64_t)sext(v, size), &res);
 	gpr_set(cpu, in->reg, size, res);
 	cpu->rip = c.next;
