@@ -1183,13 +1183,8 @@ static int fast_test(struct emu_cpu *cpu, const struct emu_insn *in)
 	FAST_CTX(c, cpu, in);
 	uint64_t v, res;
 
-	if (in->mod == 3) {
-		v = cpu->gpr[in->rm];
-	} else {
-		calc_ea(&c);
-		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
-			return EMU_FAULT;
-	}
+	if (fast_rm_read(&c, in->opsize, &v))
+		return EMU_FAULT;
 	alu(&c, in->opsize, v, cpu->gpr[in->reg], ALU_AND, &res);
 	cpu->rip = c.next;
 	return EMU_OK;
@@ -1217,13 +1212,8 @@ static int fast_mov_load(struct emu_cpu *cpu, const struct emu_insn *in)
 	FAST_CTX(c, cpu, in);
 	uint64_t v;
 
-	if (in->mod == 3) {
-		v = cpu->gpr[in->rm];
-	} else {
-		calc_ea(&c);
-		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
-			return EMU_FAULT;
-	}
+	if (fast_rm_read(&c, in->opsize, &v))
+		return EMU_FAULT;
 	gpr_set(cpu, in->reg, in->opsize, v);
 	cpu->rip = c.next;
 	return EMU_OK;
@@ -1444,13 +1434,8 @@ static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
 	FAST_CTX(c, cpu, in);
 	uint64_t v;
 
-	if (in->mod == 3) {
-		v = cpu->gpr[in->rm];
-	} else {
-		calc_ea(&c);
-		if (emu_read_inl(cpu, c.seg, c.ea, in->opsize, &v))
-			return EMU_FAULT;
-	}
+	if (fast_rm_read(&c, in->opsize, &v))
+		return EMU_FAULT;
 	gpr_set(cpu, in->reg, in->opsize, emu_cond(cpu, in->op & 15) ? v : cpu->gpr[in->reg]);
 	cpu->rip = c.next;
 	return EMU_OK;

@@ -17,6 +17,7 @@
 #include "kumo/e820.h"
 #include "kumo/memory.h"
 #include "images.h"
+#include "mem_fixture.h"
 
 #define GUEST_MEM   (64 * MiB)
 #define PVH_ENTRY   0x100040u
@@ -25,26 +26,9 @@
 
 /* ---- fixtures and helpers ---- */
 
-static int mem_setup_size(void **state, uint64_t size)
-{
-	struct guest_mem *mem = malloc(sizeof(*mem));
-
-	if (!mem || guest_mem_init(mem, size))
-		return -1;
-	*state = mem;
-	return 0;
-}
-
 static int mem_setup(void **state) { return mem_setup_size(state, GUEST_MEM); }
 static int mem_setup_8m(void **state) { return mem_setup_size(state, GUEST_MEM_MIN); }
 static int mem_setup_4g(void **state) { return mem_setup_size(state, 4 * GiB); }
-
-static int mem_teardown(void **state)
-{
-	guest_mem_free(*state);
-	free(*state);
-	return 0;
-}
 
 /* len bytes unlike any kernel image's. */
 static uint8_t *make_blob(size_t len)

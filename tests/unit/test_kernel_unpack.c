@@ -19,6 +19,7 @@
 #include "kumo/kernel_unpack.h"
 #include "kumo/memory.h"
 #include "images.h"
+#include "mem_fixture.h"
 #include "packers.h"
 
 #define DATA_LEN   (300 * 1024 + 7)
@@ -285,25 +286,8 @@ static const struct boot_params *bparams(struct guest_mem *mem)
 	return bp;
 }
 
-static int mem_setup_size(void **state, uint64_t size)
-{
-	struct guest_mem *mem = malloc(sizeof(*mem));
-
-	if (!mem || guest_mem_init(mem, size))
-		return -1;
-	*state = mem;
-	return 0;
-}
-
 static int mem_setup(void **state) { return mem_setup_size(state, GUEST_MEM); }
 static int mem_setup_512m(void **state) { return mem_setup_size(state, 512 * MiB); }
-
-static int mem_teardown(void **state)
-{
-	guest_mem_free(*state);
-	free(*state);
-	return 0;
-}
 
 /* Entered at the vmlinux's entry in long mode, its segments at their
  * physical addresses (bss zeroed), the bzImage's header in boot_params with
