@@ -6,6 +6,8 @@
 #include "kumo/util.h"
 
 struct machine;
+struct machine_disk;
+struct machine_nic;
 struct serial;
 
 /* ---- 8250/16550A UART (serial.c) ---- */
@@ -37,5 +39,15 @@ int acpi_pm_create(struct machine *m) WUR;
 #define TESTDEV_EXIT_PORT     0xf4
 #define TESTDEV_DOORBELL_PORT 0xf8
 int testdev_create(struct machine *m) WUR;
+
+/* ---- virtio devices on PCI (src/devices/virtio/) ---- */
+/* Disk index (0 → vda). On failure *why says what is wrong with the disk
+ * in one line ("no such file", "not a regular file or block device"...). */
+int virtio_blk_create(struct machine *m, const struct machine_disk *disk, unsigned index,
+		      const char **why) WUR;
+/* NIC index (0 → eth0). *why: "cannot create tap NAME: ...", ... */
+int virtio_net_create(struct machine *m, const struct machine_nic *nic, unsigned index,
+		      const char **why) WUR;
+int virtio_rng_create(struct machine *m) WUR;
 
 #endif

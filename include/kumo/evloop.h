@@ -1,10 +1,11 @@
-/* A small epoll event loop: one per process, on the machine thread. */
+/* A small epoll event loop: one per machine, run on the machine thread;
+ * devices add their fds before the vCPUs start. */
 #ifndef KUMO_EVLOOP_H
 #define KUMO_EVLOOP_H
 
 #include "kumo/util.h"
 
-#define EVLOOP_MAX 64
+#define EVLOOP_MAX 256
 
 typedef void (*ev_fn)(void *opaque, uint32_t events);
 

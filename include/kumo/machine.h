@@ -8,6 +8,7 @@
 #include "kumo/accel.h"
 #include "kumo/boot.h"
 #include "kumo/bus.h"
+#include "kumo/evloop.h"
 #include "kumo/memory.h"
 
 #define MACHINE_MAX_VCPUS 64 /* xAPIC ids, MADT entries: well inside 8 bits */
@@ -24,6 +25,25 @@ enum {
 
 struct serial;
 struct console;
+struct pci_host;
+
+#define MACHINE_MAX_DISKS 16
+#define MACHINE_MAX_NICS  8
+
+/* --disk PATH[,ro][,id=NAME] */
+struct machine_disk {
+	const char *path;
+	bool read_only;
+	const char *id;       /* the serial the guest reads (GET_ID), may be NULL */
+};
+
+/* --net tap=NAME[,mac=MAC] (or a tap fd handed over by kumod) */
+struct machine_nic {
+	const char *tap;      /* interface name; created when it does not exist */
+	int tap_fd;           /* >= 0: an open tap to use instead of tap */
+	uint8_t mac[6];
+	bool mac_set;         /* else derived from the NIC's index */
+};
 
 struct machine_config {
 	uint64_t mem_size;
@@ -34,6 +54,11 @@ struct machine_config {
 	const struct accel_ops *accel_ops;
 	const char *console_log; /* may be NULL */
 	enum boot_unpack kernel_unpack; /* who decompresses a bzImage's kernel */
+	struct machine_disk disks[MACHINE_MAX_DISKS];
+	unsigned nr_disks;
+	struct machine_nic nics[MACHINE_MAX_NICS];
+	unsigned nr_nics;
+	bool no_rng;          /* no virtio-rng device */
 };
 
 struct vcpu {
@@ -68,6 +93,11 @@ struct machine {
 
 	struct serial *serial;
 	struct console *console;
+	/* The machine thread's event loop: devices add their fds (queue
+	 * kicks, tap, completions) when they are created. */
+	struct evloop loop;
+	bool loop_ready;
+	struct pci_host *pci;
 	uint64_t boot_ns;    /* when machine_create started, for timings */
 };
 

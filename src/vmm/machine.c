@@ -195,6 +195,8 @@ static const struct {
 
 int machine_create(struct machine *m, const struct machine_config *cfg, const char **err_msg)
 {
+	int err;
+
 	memset(m, 0, sizeof(*m));
 	m->boot_ns = now_ns();
 	m->cfg = *cfg;
@@ -210,6 +212,11 @@ int machine_create(struct machine *m, const struct machine_config *cfg, const ch
 		*err_msg = "cannot create an eventfd";
 		return -errno;
 	}
+	if ((err = evloop_init(&m->loop))) {
+		*err_msg = "cannot create the event loop";
+		return err;
+	}
+	m->loop_ready = true;
 	for (size_t i = 0; i < ARRAY_SIZE(machine_parts); i++) {
 		const char *why = NULL;
 		int err = machine_parts[i].make(m, &why);
@@ -258,7 +265,7 @@ static void on_signal(void *opaque, uint32_t events)
 
 int machine_run(struct machine *m)
 {
-	struct evloop loop;
+	struct evloop *loop = &m->loop;
 	sigset_t sigs, old;
 	int err;
 
@@ -273,10 +280,9 @@ int machine_run(struct machine *m)
 	sigdelset(&sigs, SIGPIPE);
 	m->signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 
-	if ((err = evloop_init(&loop)) ||
-	    (err = evloop_add(&loop, m->exit_efd, EPOLLIN, on_exit_event, m)) ||
-	    (err = evloop_add(&loop, m->signal_fd, EPOLLIN, on_signal, m)) ||
-	    (err = console_attach(m->console, m->serial, &loop))) {
+	if ((err = evloop_add(loop, m->exit_efd, EPOLLIN, on_exit_event, m)) ||
+	    (err = evloop_add(loop, m->signal_fd, EPOLLIN, on_signal, m)) ||
+	    (err = console_attach(m->console, m->serial, loop))) {
 		log_error("cannot set up the event loop: %s", strerror(-err));
 		machine_request_exit(m, EXIT_FAILURE_KUMO);
 	}
@@ -290,7 +296,7 @@ int machine_run(struct machine *m)
 		v->started = true;
 	}
 	while (!machine_exiting(m))
-		if ((err = evloop_once(&loop, -1))) {
+		if ((err = evloop_once(loop, -1))) {
 			log_error("event loop: %s", strerror(-err));
 			machine_request_exit(m, EXIT_FAILURE_KUMO);
 		}
@@ -300,7 +306,8 @@ int machine_run(struct machine *m)
 			pthread_join(m->vcpus[i].thread, NULL);
 			m->vcpus[i].started = false;
 		}
-	evloop_free(&loop);
+	evloop_del(loop, m->exit_efd);
+	evloop_del(loop, m->signal_fd);
 	close(m->signal_fd);
 	m->signal_fd = -1;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -323,6 +330,9 @@ void machine_destroy(struct machine *m)
 	m->owned = NULL;
 	console_close(m->console);
 	m->console = NULL;
+	if (m->loop_ready)
+		evloop_free(&m->loop);
+	m->loop_ready = false;
 	if (m->accel)
 		m->accel->destroy(m);
 	guest_mem_free(&m->mem);
