@@ -8,7 +8,7 @@ packages=(
 	libcmocka-dev                   # unit tests
 	liblzma-dev libzstd-dev zlib1g-dev liblz4-dev libbz2-dev  # kernel payloads unpacked on the host
 	clang libclang-rt-14-dev        # libFuzzer targets
-	cpio kmod gzip                  # guest image (guest/build.sh)
+	cpio kmod gzip binutils         # guest image (guest/build.sh: readelf)
 	zstd                            # the zstd variant of the bzimage test guest
 	qemu-system-x86 qemu-utils      # benchmarks and test oracles
 	iperf3 iproute2                 # bench/io (host side), network tests
