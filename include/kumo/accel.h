@@ -31,6 +31,15 @@ struct accel_ops {
 	 * bus as usual). */
 	int (*ioeventfd)(struct machine *m, uint64_t addr, unsigned len, bool pio,
 			 int fd, bool assign) WUR;
+	/* MSI: deliver the message (address, data as the guest programmed
+	 * them) now; from any thread. */
+	int (*msi_send)(struct machine *m, uint64_t addr, uint32_t data) WUR;
+	/* irqfd: from now on a write to efd delivers (addr, data) without
+	 * kumo. First call with *route == ACCEL_NO_ROUTE allocates a route;
+	 * later calls update it; assign=false removes it. -ENOTSUP where the
+	 * engine has no such path (then kumo calls msi_send). */
+	int (*msi_irqfd)(struct machine *m, int efd, uint64_t addr, uint32_t data,
+			 unsigned *route, bool assign) WUR;
 	/* Dirty-page tracking of guest RAM (for migration): on/off, and fetch
 	 * and clear the bitmap (one bit per 4 KiB page of region i). */
 	int (*dirty_log_enable)(struct machine *m, bool on) WUR;
@@ -38,6 +47,8 @@ struct accel_ops {
 	void (*vcpu_destroy)(struct vcpu *v);
 	void (*destroy)(struct machine *m);
 };
+
+#define ACCEL_NO_ROUTE (~0u)
 
 enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_EMU };
 

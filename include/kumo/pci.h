@@ -57,19 +57,19 @@ struct pci_bar {
 	void *opaque;
 };
 
+/* What kumo keeps of each MSI-X vector besides its table entry. */
 struct pci_msix_vec {
-	uint64_t addr;
-	uint32_t data;
-	bool masked;
-	bool pending;
 	int efd;            /* irqfd on engines that have one, else -1 */
-	unsigned route;     /* the engine's route id for efd */
+	unsigned route;     /* the engine's route for efd */
+	bool routed;        /* efd delivers the table entry as it is now */
 };
 
 struct pci_device {
 	const char *name;
 	uint8_t cfg[256];
 	uint8_t wmask[256];  /* config bits the guest may write */
+	uint8_t cap_last;    /* offset of the last capability, 0: none */
+	unsigned cap_end;    /* first free config byte after the capabilities */
 	unsigned slot;       /* assigned by pci_device_add */
 	unsigned gsi;        /* INTx pin A */
 	struct pci_bar bar[PCI_NUM_BARS];
@@ -83,6 +83,8 @@ struct pci_device {
 	pthread_mutex_t msix_lock;
 	unsigned msix_nvec, msix_bar;
 	uint8_t msix_cap;    /* config offset of the capability, 0: none */
+	uint8_t msix_table[PCI_MSIX_MAX * 16]; /* address lo/hi, data, control */
+	uint64_t msix_pba;
 	struct pci_msix_vec msix[PCI_MSIX_MAX];
 	bool intx_level;
 };
@@ -101,10 +103,12 @@ uint8_t pci_cap_add(struct pci_device *d, uint8_t id, const void *body, unsigned
 void pci_bar_set(struct pci_device *d, unsigned i, uint64_t size, io_handler_fn fn, void *opaque);
 /* MSI-X with nvec vectors, table and PBA in BAR bar (which it claims). */
 int pci_msix_init(struct pci_device *d, unsigned nvec, unsigned bar) WUR;
-/* Put d on the bus: slot, BAR addresses, GSI. Before any vCPU runs.
- * The machine owns nothing of d: the device frees it after the machine
- * stops (pci_device_remove is not needed). */
+/* Put d on the bus: slot, BAR addresses, GSI. Before any vCPU runs. */
 int pci_device_add(struct machine *m, struct pci_device *d) WUR;
+/* Take d off the bus and release its irqfds; the device calls it when it
+ * is destroyed (after the vCPUs stopped), before freeing d. Safe on a
+ * device that was never added. */
+void pci_device_remove(struct pci_device *d);
 
 /* Interrupts, from any thread. vector is an MSI-X vector; 0xffff (the
  * virtio "no vector") does nothing. */

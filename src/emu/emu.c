@@ -467,6 +467,37 @@ static int emu_ioeventfd(struct machine *m, uint64_t addr, unsigned len, bool pi
 	return -ENOTSUP; /* every write reaches the bus anyway */
 }
 
+/* An MSI is an APIC bus message (Intel SDM 10.11): address 0xfeeXXXXX
+ * carries the destination, data the vector and delivery mode. */
+static int emu_msi_send(struct machine *m, uint64_t addr, uint32_t data)
+{
+	struct emu_vm *vm = m->engine;
+	struct emu_apic_msg msg = {
+		.vector = data & 0xff,
+		.delivery = (data >> 8) & 7,
+		.level = (data >> 15) & 1,
+		.logical = (addr >> 2) & 1,
+		.dest = (addr >> 12) & 0xff,
+	};
+
+	if ((addr >> 20) != 0xfee)
+		return -EINVAL; /* not an interrupt: a DMA write we do not do */
+	if (msg.delivery == EMU_DM_SIPI || msg.delivery == EMU_DM_INIT || msg.delivery == 3)
+		return -EINVAL;
+	msg.level = false; /* MSIs are edges: nothing to EOI at an IOAPIC */
+	pthread_mutex_lock(&vm->lock);
+	emu_apic_bus_send(&vm->bus, &msg);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+static int emu_msi_irqfd(struct machine *m, int efd, uint64_t addr, uint32_t data,
+			 unsigned *route, bool assign)
+{
+	(void)m, (void)efd, (void)addr, (void)data, (void)route, (void)assign;
+	return -ENOTSUP; /* msi_send is as direct as it gets here */
+}
+
 static int emu_dirty_log_enable(struct machine *m, bool on)
 {
 	(void)m, (void)on;
@@ -489,6 +520,8 @@ const struct accel_ops emu_accel_ops = {
 	.vcpu_kick = emu_vcpu_kick,
 	.irq_line = emu_irq_line,
 	.ioeventfd = emu_ioeventfd,
+	.msi_send = emu_msi_send,
+	.msi_irqfd = emu_msi_irqfd,
 	.dirty_log_enable = emu_dirty_log_enable,
 	.dirty_log_get = emu_dirty_log_get,
 	.vcpu_destroy = emu_vcpu_destroy,

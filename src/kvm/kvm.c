@@ -54,6 +54,7 @@ static void kvm_destroy(struct machine *m)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	free(vm->cpuid);
+	pthread_mutex_destroy(&vm->routes_lock);
 	free(vm);
 	m->engine = NULL;
 }
@@ -72,6 +73,7 @@ static int kvm_init(struct machine *m)
 
 	if (!vm)
 		return -ENOMEM;
+	pthread_mutex_init(&vm->routes_lock, NULL);
 	vm->vm_fd = -1;
 	m->engine = vm;
 	vm->kvm_fd = open(kvm_device(), O_RDWR | O_CLOEXEC);
@@ -352,6 +354,103 @@ static int kvm_ioeventfd(struct machine *m, uint64_t addr, unsigned len, bool pi
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
+static int kvm_msi_send(struct machine *m, uint64_t addr, uint32_t data)
+{
+	struct kvm_vm *vm = m->engine;
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data,
+	};
+
+	/* 1: delivered, 0: blocked by the guest (e.g. masked LAPIC). */
+	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+}
+
+/* routes_lock held: give KVM the whole table (KVM_SET_GSI_ROUTING replaces
+ * it): the IOAPIC's 24 pins, the PICs' 16, then the MSI routes. */
+static int push_routes(struct kvm_vm *vm)
+{
+	unsigned n = 0, max = 24 + 16 + KVM_MAX_MSI_ROUTES;
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + max * sizeof(r->entries[0]));
+	int err = 0;
+
+	if (!r)
+		return -ENOMEM;
+	for (unsigned gsi = 0; gsi < 24; gsi++) {
+		r->entries[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
+		};
+		if (gsi < 16)
+			r->entries[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
+								     KVM_IRQCHIP_PIC_SLAVE,
+					       .pin = gsi % 8 },
+			};
+	}
+	for (unsigned i = 0; i < KVM_MAX_MSI_ROUTES; i++)
+		if (vm->routes[i].used)
+			r->entries[n++] = (struct kvm_irq_routing_entry){
+				.gsi = KVM_MSI_GSI_BASE + i, .type = KVM_IRQ_ROUTING_MSI,
+				.u.msi = { .address_lo = (uint32_t)vm->routes[i].addr,
+					   .address_hi = (uint32_t)(vm->routes[i].addr >> 32),
+					   .data = vm->routes[i].data },
+			};
+	r->nr = n;
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0)
+		err = -errno;
+	free(r);
+	return err;
+}
+
+static int kvm_msi_irqfd(struct machine *m, int efd, uint64_t addr, uint32_t data,
+			 unsigned *route, bool assign)
+{
+	struct kvm_vm *vm = m->engine;
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)efd };
+	unsigned i = *route;
+	int err;
+
+	pthread_mutex_lock(&vm->routes_lock);
+	if (!assign) {
+		if (i < KVM_MAX_MSI_ROUTES && vm->routes[i].used) {
+			irqfd.gsi = KVM_MSI_GSI_BASE + i;
+			irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
+			err = ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+			vm->routes[i].used = false;
+			*route = ACCEL_NO_ROUTE;
+		} else {
+			err = 0;
+		}
+		pthread_mutex_unlock(&vm->routes_lock);
+		return err;
+	}
+	bool fresh = i >= KVM_MAX_MSI_ROUTES || !vm->routes[i].used;
+	if (fresh) {
+		for (i = 0; i < KVM_MAX_MSI_ROUTES && vm->routes[i].used; i++)
+			;
+		if (i == KVM_MAX_MSI_ROUTES) {
+			pthread_mutex_unlock(&vm->routes_lock);
+			return -ENOSPC;
+		}
+	}
+	vm->routes[i] = (struct kvm_msi_route){ true, addr, data };
+	err = push_routes(vm);
+	if (!err && fresh) {
+		irqfd.gsi = KVM_MSI_GSI_BASE + i;
+		if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
+			err = -errno;
+	}
+	if (err) {
+		if (fresh)
+			vm->routes[i].used = false;
+	} else {
+		*route = i;
+	}
+	pthread_mutex_unlock(&vm->routes_lock);
+	return err;
+}
+
 static int kvm_dirty_log_enable(struct machine *m, bool on)
 {
 	struct kvm_vm *vm = m->engine;
@@ -380,6 +479,8 @@ const struct accel_ops kvm_accel_ops = {
 	.vcpu_kick = kvm_vcpu_kick,
 	.irq_line = kvm_irq_line,
 	.ioeventfd = kvm_ioeventfd,
+	.msi_send = kvm_msi_send,
+	.msi_irqfd = kvm_msi_irqfd,
 	.dirty_log_enable = kvm_dirty_log_enable,
 	.dirty_log_get = kvm_dirty_log_get,
 	.vcpu_destroy = kvm_vcpu_destroy,

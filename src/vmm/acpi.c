@@ -3,6 +3,7 @@
  * named in the FADT, and \_S5 in the DSDT gives the sleep type. */
 #include "kumo/acpi.h"
 #include "kumo/devices.h"
+#include "kumo/pci.h"
 
 #include <errno.h>
 #include <string.h>
@@ -169,9 +170,120 @@ static void aml_isa_device(struct aml *a, const char name[4], const char hid[7],
 	aml_close(a);
 }
 
+static void aml_int(struct aml *a, uint64_t v)
+{
+	if (v <= 1) {
+		aml_byte(a, (uint8_t)v);         /* ZeroOp, OneOp */
+	} else if (v <= 0xff) {
+		aml_byte(a, 0x0a);
+		aml_byte(a, (uint8_t)v);
+	} else if (v <= 0xffff) {
+		aml_byte(a, 0x0b);
+		aml_byte(a, v & 0xff);
+		aml_byte(a, (uint8_t)(v >> 8));
+	} else {
+		uint8_t le[4];
+		put_le32(le, (uint32_t)v);
+		aml_byte(a, 0x0c);
+		aml_bytes(a, le, 4);
+	}
+}
+
+/* Name (NAME, Buffer () { resource descriptors..., EndTag }) */
+static void aml_resources(struct aml *a, const char name[4], const uint8_t *res, size_t len)
+{
+	aml_name(a, name);
+	aml_byte(a, 0x11);                       /* BufferOp */
+	aml_open(a);
+	aml_int(a, len + 2);
+	aml_bytes(a, res, len);
+	aml_byte(a, 0x79);                       /* EndTag */
+	aml_byte(a, 0x00);
+	aml_close(a);
+}
+
+/* Word/DWord address space descriptors (ACPI 6.4, 6.4.3.5.2-3): a
+ * producer range [min, max], fixed, positively decoded. */
+static size_t res_word(uint8_t *p, uint8_t type, uint16_t min, uint16_t max)
+{
+	p[0] = 0x88;                             /* Word Address Space */
+	put_le16(p + 1, 13);
+	p[3] = type;                             /* 1 I/O, 2 bus number */
+	p[4] = 0x0c;                             /* MinFixed, MaxFixed, producer */
+	p[5] = type == 1 ? 3 : 0;                /* I/O: entire range */
+	put_le16(p + 6, 0);                      /* granularity */
+	put_le16(p + 8, min);
+	put_le16(p + 10, max);
+	put_le16(p + 12, 0);                     /* translation */
+	put_le16(p + 14, (uint16_t)(max - min + 1));
+	return 16;
+}
+
+static size_t res_dword_mem(uint8_t *p, uint32_t min, uint32_t max)
+{
+	p[0] = 0x87;                             /* DWord Address Space */
+	put_le16(p + 1, 23);
+	p[3] = 0;                                /* memory */
+	p[4] = 0x0c;
+	p[5] = 0x01;                             /* read/write, non-cacheable */
+	put_le32(p + 6, 0);
+	put_le32(p + 10, min);
+	put_le32(p + 14, max);
+	put_le32(p + 18, 0);
+	put_le32(p + 22, max - min + 1);
+	return 26;
+}
+
+/* \_SB.PCI0: the host bridge of bus 0 (config through 0xcf8), its windows,
+ * and _PRT: pin p of slot s is GSI 16 + (s + p) % 8, as pci.c drives it. */
+static void aml_pci_root(struct aml *a)
+{
+	uint8_t crs[16 * 3 + 8 + 26], *p = crs;
+
+	p += res_word(p, 2, 0, 0);               /* bus 0 */
+	memcpy(p, (uint8_t[]){ 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08 }, 8);
+	p += 8;                                  /* IO (Decode16, 0xcf8, 8): config ports */
+	p += res_word(p, 1, 0x0000, 0x0cf7);
+	p += res_word(p, 1, 0x0d00, 0xffff);
+	p += res_dword_mem(p, (uint32_t)PCI_MMIO_START, (uint32_t)(PCI_MMIO_END - 1));
+
+	aml_byte(a, 0x5b);                       /* DeviceOp */
+	aml_byte(a, 0x82);
+	aml_open(a);
+	aml_bytes(a, "PCI0", 4);
+	aml_name(a, "_HID");
+	aml_eisa_id(a, "PNP0A03");
+	aml_name(a, "_ADR");
+	aml_int(a, 0);
+	aml_name(a, "_SEG");
+	aml_int(a, 0);
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	aml_name(a, "_BBN");
+	aml_int(a, 0);
+	aml_resources(a, "_CRS", crs, (size_t)(p - crs));
+	aml_name(a, "_PRT");
+	aml_byte(a, 0x12);                       /* PackageOp */
+	aml_open(a);
+	aml_byte(a, (PCI_MAX_SLOTS - 1) * 4);
+	for (unsigned s = 1; s < PCI_MAX_SLOTS; s++)
+		for (unsigned pin = 0; pin < 4; pin++) {
+			aml_byte(a, 0x12);
+			aml_open(a);
+			aml_byte(a, 4);
+			aml_int(a, (uint64_t)s << 16 | 0xffff);
+			aml_int(a, pin);
+			aml_int(a, 0);           /* source: a GSI, not a link device */
+			aml_int(a, PCI_INTX_GSI_BASE + (s + pin) % PCI_INTX_GSIS);
+			aml_close(a);
+		}
+	aml_close(a);
+	aml_close(a);
+}
+
 static int build_dsdt(struct builder *b, uint64_t *gpa)
 {
-	uint8_t body[256];
+	uint8_t body[4096];
 	struct aml a = { .p = body, .size = sizeof(body) };
 	/* Name (_S5_, Package (4) { 5, 5, 0, 0 }) */
 	static const uint8_t s5[] = {
@@ -186,6 +298,7 @@ static int build_dsdt(struct builder *b, uint64_t *gpa)
 	aml_open(&a);
 	aml_bytes(&a, "\\_SB_", 5);
 	aml_isa_device(&a, "COM1", "PNP0501", 0, SERIAL_COM1_BASE, 8, SERIAL_COM1_IRQ);
+	aml_pci_root(&a);
 	aml_close(&a);
 	if (a.overflow || a.depth)
 		return -ENOSPC;

@@ -7,6 +7,7 @@
 #include "kumo/devices.h"
 #include "kumo/evloop.h"
 #include "kumo/log.h"
+#include "kumo/pci.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -123,9 +124,22 @@ static int make_devices(struct machine *m, const char **why)
 {
 	int err;
 
-	if ((err = i8042_create(m)) || (err = acpi_pm_create(m)) || (err = testdev_create(m)))
+	if ((err = i8042_create(m)) || (err = acpi_pm_create(m)) || (err = testdev_create(m))) {
 		*why = "cannot create the legacy devices";
-	return err;
+		return err;
+	}
+	if ((err = pci_bus_create(m))) {
+		*why = "cannot create the PCI bus";
+		return err;
+	}
+	if (!m->cfg.no_rng && (err = virtio_rng_create(m))) {
+		*why = "cannot create the virtio-rng device";
+		return err;
+	}
+	for (unsigned i = 0; i < m->cfg.nr_disks; i++)
+		if ((err = virtio_blk_create(m, &m->cfg.disks[i], i, why)))
+			return err;
+	return 0;
 }
 
 static int load_kernel(struct machine *m, const char **why)

@@ -6,7 +6,7 @@
 #
 # Environment: CLANG (default: clang, else clang-14), KEEP=1 to keep the
 # work directory (binaries, corpora, crash files), TARGETS to run only some
-# (default: bzimage elf unpack decode exec virtio_blk). Exits non-zero when a
+# (default: bzimage elf unpack decode exec virtq virtio_blk). Exits non-zero when a
 # target crashes; the crashing input is copied to ./fuzz-crash-TARGET-*.
 set -eu
 
@@ -46,31 +46,35 @@ san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 "$cc" $cflags -o "$work/driver-unpack" "$top/tests/fuzz/driver.c" "$top/tests/fuzz/fuzz_unpack.c" \
 	"$top/tests/unit/images.c" $srcs $libs
 "$work/driver-unpack" --write-seeds "$work/seeds-unpack" >/dev/null
-# fuzz-virtio_blk's seeds: the requests Linux sends, in its chain encoding.
-# shellcheck disable=SC2086
-"$cc" $cflags -o "$work/driver-virtio_blk" "$top/tests/fuzz/driver.c" \
-	"$top/tests/fuzz/fuzz_virtio_blk.c" "$top/tests/unit/images.c" \
-	"$top/src/devices/virtio/blk_req.c" $srcs $libs
-"$work/driver-virtio_blk" --write-seeds "$work/seeds-virtio_blk" >/dev/null
 
 status=0
 emu_srcs=""
 for f in flags decode mmu access exec system deliver sse x87 lapic; do
 	emu_srcs="$emu_srcs $top/src/emu/$f.c"
 done
-for target in ${TARGETS:-bzimage elf unpack decode exec virtio_blk}; do
+for target in ${TARGETS:-bzimage elf unpack decode exec virtq virtio_blk}; do
 	# The decoder (src/emu) needs none of the loaders, and short inputs;
 	# the executor needs the engine's CPU parts and guest memory.
 	case $target in
 	decode) tsrcs="$top/src/emu/decode.c" tflags="-I$top/src/emu" max_len=64 ;;
+	virtq) tsrcs="$top/src/devices/virtio/queue.c $top/src/common/util.c $top/src/vmm/memory.c" tflags='' max_len=66000 ;;
 	exec) tsrcs="$emu_srcs $top/src/common/util.c $top/src/vmm/memory.c" tflags="-I$top/src/emu" max_len=4096 ;;
 	unpack) tsrcs="$srcs $libs $top/tests/unit/images.c" tflags='' max_len=65536 ;;
-	virtio_blk) tsrcs="$top/src/devices/virtio/blk_req.c" tflags='' max_len=4096 ;;
+	virtio_blk) tsrcs="$top/src/devices/virtio/blk_req.c $top/src/common/util.c" tflags='' max_len=4096 ;;
 	*) tsrcs="$srcs $libs" tflags='' max_len=65536 ;;
 	esac
 	seeds=$work/seeds
 	[ "$target" = unpack ] && seeds=$work/seeds-unpack
-	[ "$target" = virtio_blk ] && seeds=$work/seeds-virtio_blk
+	# Targets with seeds of their own (fuzz_target_seeds) write them
+	# through a plain driver built with them.
+	if [ "$target" != unpack ] && grep -q '^void fuzz_target_seeds' "$top/tests/fuzz/fuzz_$target.c"; then
+		# shellcheck disable=SC2086
+		"$cc" $cflags $tflags -o "$work/driver-$target" "$top/tests/fuzz/driver.c" \
+			"$top/tests/fuzz/fuzz_$target.c" "$top/tests/unit/images.c" \
+			"$top/tests/unit/packers.c" $tsrcs $libs
+		"$work/driver-$target" --write-seeds "$work/seeds-$target" >/dev/null
+		seeds=$work/seeds-$target
+	fi
 	# shellcheck disable=SC2086
 	"$cc" $cflags $tflags $san -o "$work/fuzz-$target" "$top/tests/fuzz/fuzz_$target.c" $tsrcs
 	mkdir -p "$work/corpus-$target" "$work/artifacts-$target"

@@ -79,6 +79,33 @@ static void check_gas_io8(const uint8_t *gas, uint16_t port)
 	assert_int_equal(get_le64(gas + 4), port);
 }
 
+/* An AML PkgLength at p: its value, and its own size in *n. */
+static size_t pkglen(const uint8_t *p, size_t *n)
+{
+	size_t extra = p[0] >> 6, v;
+
+	*n = extra + 1;
+	if (!extra)
+		return p[0] & 0x3f;
+	v = p[0] & 0xf;
+	for (size_t i = 1; i <= extra; i++)
+		v |= (size_t)p[i] << (4 + 8 * (i - 1));
+	return v;
+}
+
+/* Where the object whose name starts at name ends: its PkgLength sits
+ * between the opcode's last byte op and the name. */
+static const uint8_t *pkg_end(const uint8_t *name, uint8_t op)
+{
+	for (size_t n = 1; n <= 4; n++) {
+		const uint8_t *pl = name - n;
+		size_t got, v = pkglen(pl, &got);
+		if (got == n && pl[-1] == op)
+			return pl + v;
+	}
+	return NULL;
+}
+
 static void check_dsdt(const struct tables *t, uint64_t gpa)
 {
 	const uint8_t *dsdt = table_at(t, gpa, "DSDT");
@@ -101,16 +128,36 @@ static void check_dsdt(const struct tables *t, uint64_t gpa)
 	static const uint8_t irq[] = { 0x22, 0x10, 0x00, 0x79 };
 	const uint8_t *scope = memmem(dsdt + HDR_LEN, len - HDR_LEN, "\\_SB_", 5);
 	assert_non_null(scope);
-	assert_int_equal(scope[-2], 0x10);                   /* ScopeOp */
-	assert_true(scope - 1 + scope[-1] == dsdt + len);    /* its PkgLength ends the table */
+	assert_true(pkg_end(scope, 0x10) == dsdt + len);        /* its PkgLength ends the table */
 	const uint8_t *dev = memmem(scope, dsdt + len - scope, "COM1", 4);
 	assert_non_null(dev);
 	assert_int_equal(dev[-3], 0x5b);                     /* DeviceOp */
 	assert_int_equal(dev[-2], 0x82);
-	assert_true(dev - 1 + dev[-1] == dsdt + len);
+	assert_true(dev - 1 + dev[-1] < dsdt + len);
 	assert_non_null(memmem(dev, dsdt + len - dev, hid, sizeof(hid)));
 	assert_non_null(memmem(dev, dsdt + len - dev, io, sizeof(io)));
 	assert_non_null(memmem(dev, dsdt + len - dev, irq, sizeof(irq)));
+
+	/* \_SB.PCI0: PNP0A03, the 32-bit BAR window, a _PRT of 31 slots x 4 pins */
+	static const uint8_t pci_hid[] = { '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+	const uint8_t *pci = memmem(scope, dsdt + len - scope, "PCI0", 4);
+	assert_non_null(pci);
+	assert_true(pkg_end(pci, 0x82) == dsdt + len);          /* the last device in \_SB */
+	assert_non_null(memmem(pci, dsdt + len - pci, pci_hid, sizeof(pci_hid)));
+	const uint8_t *win = memmem(pci, dsdt + len - pci, (uint8_t[]){ 0x87, 23, 0, 0 }, 4);
+	assert_non_null(win);
+	assert_int_equal(get_le32(win + 10), 0xc0000000u);
+	assert_int_equal(get_le32(win + 14), 0xfebfffffu);
+	const uint8_t *prt = memmem(pci, dsdt + len - pci, "_PRT", 4);
+	assert_non_null(prt);
+	assert_int_equal(prt[4], 0x12);                      /* PackageOp */
+	size_t n;
+	size_t plen = pkglen(prt + 5, &n);
+	assert_true(prt + 5 + plen <= dsdt + len);
+	assert_int_equal(prt[5 + n], 31 * 4);
+	/* The first entry: slot 1 (0x1ffff), pin 0, source 0, GSI 17. */
+	static const uint8_t first[] = { 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x0a, 17 };
+	assert_memory_equal(prt + 5 + n + 3, first, sizeof(first));
 }
 
 static void check_fadt(const struct tables *t, uint64_t gpa)
