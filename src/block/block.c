@@ -32,6 +32,24 @@ static const char *open_error(int err)
 	}
 }
 
+/* Two writers, or a writer and a reader, on one image corrupt it or read
+ * garbage: an open file description lock (whole file, shared for read-only,
+ * exclusive otherwise) keeps a second kumo — or a second --disk of the same
+ * file — out. Released when the fd closes. */
+static int lock_image(struct blk_image *img)
+{
+	struct flock fl = {
+		.l_type = img->read_only ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+
+	if (!fcntl(img->fd, F_OFD_SETLK, &fl))
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return -EBUSY;
+	return 0; /* a file system without locks: go on unprotected */
+}
+
 /* Reads the first bytes for the probes (fewer for a small file). */
 static ssize_t read_head(int fd, uint8_t *buf, size_t len)
 {
@@ -79,6 +97,10 @@ int blk_open(const char *path, bool read_only, struct blk_image **out, const cha
 	}
 	if (S_ISREG(st.st_mode)) {
 		img->size = (uint64_t)st.st_size;
+		if ((err = lock_image(img))) {
+			*why = img->read_only ? "in use by a writer (locked)" : "in use (locked)";
+			goto fail;
+		}
 	} else if (S_ISBLK(st.st_mode)) {
 		img->is_blockdev = true;
 		if (ioctl(img->fd, BLKGETSIZE64, &img->size)) {

@@ -109,6 +109,10 @@ disk-bad-option)
 disk-bad-id)
 	truncate -s 1M "$tmp/disk"
 	expect 2 'disk id= must be 1 to 20' -- --kernel "$guest" --disk "$tmp/disk,id=123456789012345678901" ;;
+disk-twice)
+	# one writer per image: the second --disk of the same file is refused
+	truncate -s 1M "$tmp/disk"
+	expect 1 "disk $tmp/disk: in use (locked)" -- --kernel "$guest" --disk "$tmp/disk" --disk "$tmp/disk" ;;
 disk-too-many)
 	truncate -s 1M "$tmp/disk"
 	set --

@@ -239,6 +239,30 @@ static void test_read_only(void **state)
 	assert_int_equal(chmod(path, 0644), 0);
 }
 
+/* One writer or many readers per image, whoever opens it. */
+static void test_locking(void **state)
+{
+	struct blk_image *a, *b = NULL, *c = NULL;
+	const char *why = NULL;
+
+	(void)state;
+	make_file(1 << 20);
+	a = open_ok(false);
+	assert_int_equal(blk_open(path, false, &b, &why), -EBUSY);
+	assert_string_equal(why, "in use (locked)");
+	assert_int_equal(blk_open(path, true, &b, &why), -EBUSY);
+	assert_string_equal(why, "in use by a writer (locked)");
+	blk_close(a);
+	a = open_ok(true);
+	b = open_ok(true);
+	assert_int_equal(blk_open(path, false, &c, &why), -EBUSY);
+	assert_null(c);
+	blk_close(a);
+	blk_close(b);
+	a = open_ok(false);
+	blk_close(a);
+}
+
 struct count_work {
 	struct work w;
 	int *counter;
@@ -275,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_read_past_eof),
 		cmocka_unit_test(test_write_zeroes),
 		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_locking),
 		cmocka_unit_test(test_workpool),
 	};
 
