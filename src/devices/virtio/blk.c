@@ -49,7 +49,6 @@ struct vblk {
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
 	size_t id_len;
 	char name[16];
-	struct virtio_device_ops ops;  /* the transport keeps a pointer */
 
 	pthread_mutex_t lock;       /* inflight, free list */
 	pthread_cond_t idle;
@@ -321,20 +320,30 @@ static const char *disk_error(struct machine *m, const char *path, const char *w
 	return s;
 }
 
+#define BLK_OPS(offered)                                \
+	{                                               \
+		.device_id = VIRTIO_ID_BLOCK,           \
+		.nr_queues = 1,                         \
+		.queue_size = BLK_QUEUE_SIZE,           \
+		.features = (offered),                  \
+		.config_size = BLK_CONFIG_SIZE,         \
+		.config_read = blk_config_read,         \
+		.config_write = blk_config_write,       \
+		.start = blk_start,                     \
+		.kick = blk_kick,                       \
+		.reset = blk_reset,                     \
+	}
+#define BLK_F_COMMON (1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE | \
+		      1ULL << VIRTIO_BLK_F_FLUSH)
+
+/* Static: the transport reads its ops until after destroy(opaque). */
+static const struct virtio_device_ops blk_ops_rw =
+	BLK_OPS(BLK_F_COMMON | 1ULL << VIRTIO_BLK_F_DISCARD | 1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+static const struct virtio_device_ops blk_ops_ro = BLK_OPS(BLK_F_COMMON | 1ULL << VIRTIO_BLK_F_RO);
+
 int virtio_blk_create(struct machine *m, const struct machine_disk *disk, unsigned index,
 		      const char **why)
 {
-	struct virtio_device_ops ops = {
-		.device_id = VIRTIO_ID_BLOCK,
-		.nr_queues = 1,
-		.queue_size = BLK_QUEUE_SIZE,
-		.config_size = BLK_CONFIG_SIZE,
-		.config_read = blk_config_read,
-		.config_write = blk_config_write,
-		.start = blk_start,
-		.kick = blk_kick,
-		.reset = blk_reset,
-	};
 	const char *reason = NULL;
 	struct vblk *b;
 	int err;
@@ -370,18 +379,12 @@ int virtio_blk_create(struct machine *m, const struct machine_disk *disk, unsign
 			 "padded with zeros and cannot be written", b->name, disk->path,
 			 (unsigned long long)b->img->size);
 	fill_config(b);
-	ops.features = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
-		       1ULL << VIRTIO_BLK_F_FLUSH;
-	if (disk->read_only)
-		ops.features |= 1ULL << VIRTIO_BLK_F_RO;
-	else
-		ops.features |= 1ULL << VIRTIO_BLK_F_DISCARD | 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
 	if ((err = workpool_create(BLK_THREADS, b->name, &b->pool))) {
 		*why = "cannot start the disk's I/O threads";
 		goto fail;
 	}
-	b->ops = ops;
-	err = virtio_pci_create(m, b->name, &b->ops, b, blk_destroy, &b->dev);
+	err = virtio_pci_create(m, b->name, disk->read_only ? &blk_ops_ro : &blk_ops_rw, b,
+				blk_destroy, &b->dev);
 	if (err)
 		*why = "cannot create the virtio-blk device";
 	return err; /* on failure, blk_destroy has run */
