@@ -127,7 +127,8 @@ struct virtio_device_ops {
 };
 
 /* Creates the virtio-pci device (vendor 0x1af4, device 0x1040 + id) and puts
- * it on the PCI bus; name is for messages ("virtio-blk0"). The transport
+ * it on the PCI bus; name is for messages ("virtio-blk0"). ops is kept, not
+ * copied, and read until after destroy(opaque): make it static. The transport
  * lives until machine_destroy; destroy(opaque) runs then, after the vCPUs
  * and event loop are gone. */
 int virtio_pci_create(struct machine *m, const char *name, const struct virtio_device_ops *ops,

@@ -32,6 +32,10 @@ static void usage(FILE *f)
 		"  --memory SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
 		"  --accel auto|kvm|emu execution engine (default auto)\n"
 		"  --console-log FILE   also append the guest's console output to FILE\n"
+		"  --disk PATH[,ro][,id=NAME]\n"
+		"                       a virtio disk on a raw image file or block device\n"
+		"                       (repeatable: vda, vdb...); ro: read-only; id: the\n"
+		"                       serial the guest reads (up to 20 characters)\n"
 		"  --kernel-unpack host|guest\n"
 		"                       who decompresses a bzImage's kernel: kumo before\n"
 		"                       boot, entering the vmlinux directly (default host),\n"
@@ -47,7 +51,7 @@ static void usage(FILE *f)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_ACCEL, OPT_LOG,
-       OPT_UNPACK };
+       OPT_UNPACK, OPT_DISK };
 
 static const struct option options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -58,6 +62,7 @@ static const struct option options[] = {
 	{ "accel", required_argument, NULL, OPT_ACCEL },
 	{ "console-log", required_argument, NULL, OPT_LOG },
 	{ "kernel-unpack", required_argument, NULL, OPT_UNPACK },
+	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -69,6 +74,7 @@ struct run_args {
 	enum accel_kind accel;
 	bool quiet;
 	char *default_kernel, *default_initrd;
+	char *disk_args[MACHINE_MAX_DISKS];  /* --disk's values, split at commas */
 };
 
 static int bad(const char *fmt, const char *arg)
@@ -77,6 +83,45 @@ static int bad(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, " (see kumo run --help)\n");
 	return EXIT_USAGE;
+}
+
+/* --disk PATH[,ro][,id=NAME] */
+static int parse_disk(const char *arg, struct run_args *a)
+{
+	struct machine_disk *d;
+	char *s, *opt, *next;
+
+	if (a->cfg.nr_disks == MACHINE_MAX_DISKS)
+		return bad("at most 16 disks: one --disk too many ('%s')", arg);
+	if (!(s = strdup(arg)))
+		return bad("%s", "out of memory");
+	a->disk_args[a->cfg.nr_disks] = s;
+	d = &a->cfg.disks[a->cfg.nr_disks++];
+	next = strchr(s, ',');
+	if (next)
+		*next++ = 0;
+	if (!*s)
+		return bad("--disk needs a file: --disk PATH[,ro][,id=NAME], not '%s'", arg);
+	d->path = s;
+	while ((opt = next)) {
+		next = strchr(opt, ',');
+		if (next)
+			*next++ = 0;
+		if (!strcmp(opt, "ro")) {
+			d->read_only = true;
+		} else if (!strncmp(opt, "id=", 3)) {
+			size_t len = strlen(opt + 3);
+			bool printable = len >= 1 && len <= 20;
+			for (size_t i = 3; printable && opt[i]; i++)
+				printable = opt[i] > ' ' && opt[i] < 0x7f;
+			if (!printable)
+				return bad("--disk id= must be 1 to 20 printable characters, not '%s'", arg);
+			d->id = opt + 3;
+		} else {
+			return bad("--disk takes PATH[,ro][,id=NAME], not '%s'", arg);
+		}
+	}
+	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct run_args *a)
@@ -113,6 +158,12 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			if (boot_unpack_parse(optarg, &a->cfg.kernel_unpack))
 				return bad("--kernel-unpack must be host or guest, not '%s'", optarg);
 			break;
+		case OPT_DISK: {
+			int st = parse_disk(optarg, a);
+			if (st)
+				return st;
+			break;
+		}
 		case 'q': a->quiet = true; break;
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); exit(0);
@@ -159,7 +210,7 @@ int cmd_run(int argc, char **argv)
 	int err, status;
 
 	if ((status = parse_args(argc, argv, &a)))
-		return status;
+		goto out;
 	if (default_guest(&a)) {
 		status = EXIT_FAILURE_KUMO;
 		goto out;
@@ -186,5 +237,7 @@ int cmd_run(int argc, char **argv)
 out:
 	free(a.default_kernel);
 	free(a.default_initrd);
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
+		free(a.disk_args[i]);
 	return status;
 }

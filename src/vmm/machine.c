@@ -136,6 +136,9 @@ static int make_devices(struct machine *m, const char **why)
 		*why = "cannot create the virtio-rng device";
 		return err;
 	}
+	for (unsigned i = 0; i < m->cfg.nr_disks; i++)
+		if ((err = virtio_blk_create(m, &m->cfg.disks[i], i, why)))
+			return err;
 	return 0;
 }
 

@@ -99,6 +99,25 @@ unknown-option)
 cmdline-too-long)
 	need_kvm
 	expect 1 'command line too long' -- --kernel "$guest" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)" ;;
+disk-missing)
+	expect 1 "disk $tmp/none: no such file" -- --kernel "$guest" --disk "$tmp/none" ;;
+disk-directory)
+	expect 1 "disk $tmp: not a regular file or block device" -- --kernel "$guest" --disk "$tmp" ;;
+disk-bad-option)
+	truncate -s 1M "$tmp/disk"
+	expect 2 'disk takes PATH\[,ro\]\[,id=NAME\]' -- --kernel "$guest" --disk "$tmp/disk,rw" ;;
+disk-bad-id)
+	truncate -s 1M "$tmp/disk"
+	expect 2 'disk id= must be 1 to 20' -- --kernel "$guest" --disk "$tmp/disk,id=123456789012345678901" ;;
+disk-twice)
+	# one writer per image: the second --disk of the same file is refused
+	truncate -s 1M "$tmp/disk"
+	expect 1 "disk $tmp/disk: in use (locked)" -- --kernel "$guest" --disk "$tmp/disk" --disk "$tmp/disk" ;;
+disk-too-many)
+	truncate -s 1M "$tmp/disk"
+	set --
+	for i in $(seq 17); do set -- "$@" --disk "$tmp/disk,ro"; done
+	expect 2 'at most 16 disks' -- --kernel "$guest" "$@" ;;
 *)
 	echo "unknown case $case"; exit 1 ;;
 esac
