@@ -1585,57 +1585,122 @@ static int step_slow(struct emu_cpu *cpu)
 	return exec_insn(cpu, &in);
 }
 
-/* Runs the block at cpu->rip (or one instruction the slow way): at most
- * budget instructions, *ran of them run. */
-static inline int run_block(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
+/* Runs n (>= 1) instructions of a block from cpu->rip, or fewer: it
+ * leaves the block when an instruction did not return EMU_OK, did not
+ * fall through (a taken branch, a paused REP string, IP wrapping), or
+ * wrote to the block's code page (cpu->code_written, see access.c): the
+ * next lookup validates the bytes again. *ran is how many ran. */
+static inline int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned *ran)
 {
-	const struct emu_block *b;
-	const struct emu_insn *in;
-	uint64_t ppage, expect;
-	uint8_t *host;
-	unsigned n;
+	const struct emu_insn *first = in, *end = in + n;
+	/* the CS limit, outside 64-bit and real mode: the fetch checked the
+	 * block's first instruction */
+	bool limit = cpu->mode != MODE_LONG64 && cpu->mode != MODE_REAL;
+	uint64_t expect = cpu->rip;
 	int st;
 
-	*ran = 1;
-	if (code_page(cpu, &host, &ppage))
-		return EMU_FAULT;
-	if (!host || !(b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in)))
-		return step_slow(cpu);
-	n = MIN((unsigned)b->ninsn, budget);
-	expect = cpu->rip;
-	cpu->code_page = ppage;
 	cpu->code_written = false;
-	for (unsigned i = 0;; i++, in++) {
-		/* CS limit: the block's first instruction was checked above */
-		if (i && cpu->mode != MODE_LONG64 && cpu->mode != MODE_REAL &&
-		    cpu->rip > cpu->seg[SR_CS].limit)
-			return EMU_OK;
+	if (cpu->interrupt_shadow) {
 		/* The handlers leave the interrupt shadow alone: ending it is the
 		 * general path's (only the first instruction of a block can be in
 		 * one: what starts a shadow ends its block). */
-		st = cpu->interrupt_shadow ? exec_insn(cpu, in) : in->exec(cpu, in);
-		*ran = i + 1;
+		st = exec_insn(cpu, in);
 		expect += in->len;
-		/* Leave the block when the instruction went elsewhere (a taken
-		 * branch, a paused REP, IP wrapping) or wrote to this code page:
-		 * the next lookup validates the bytes again. */
-		if (st != EMU_OK || i + 1 == n || cpu->rip != expect || cpu->code_written)
-			return st;
+		in++;
+		if (st != EMU_OK || in == end || cpu->rip != expect || cpu->code_written)
+			goto out;
 	}
+	for (;;) {
+		if (limit && in != first && cpu->rip > cpu->seg[SR_CS].limit) {
+			st = EMU_OK; /* the fetch of this one raises #GP */
+			goto out;
+		}
+		st = in->exec(cpu, in);
+		expect += in->len;
+		in++;
+		if (__builtin_expect(st != EMU_OK || cpu->rip != expect || cpu->code_written, 0) || in == end)
+			break;
+	}
+out:
+	*ran = (unsigned)(in - first);
+	return st;
 }
 
+/* Runs block after block. A block is found by its physical address
+ * through the cache's hash table (emu_icache_find), or — chaining — from
+ * the block that ran before it, which remembers its successors: taken
+ * when both are in 64-bit mode on the same code page, that page's
+ * translation still the one cpu->fetch holds, and the previous block
+ * ended with an instruction that changes nothing the fetch depends on
+ * (icache.c: chains()). A chained entry skips the fetch's translation and
+ * the hash; both skip the byte compare for blocks already compared in
+ * this session (icache.h), which ends when this CPU writes to the code
+ * page, leaves it, faults, or leaves emu_run(). The budget and the kick
+ * flag are looked at after every block, chained or not. */
 int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 {
+	struct emu_icache *c = emu_icache_get();
+	struct emu_block *prev = NULL, *b;
+	const struct emu_insn *in;
+	uint64_t sess_page = ~0ULL, ppage, entry = 0;
 	unsigned done = 0, n;
+	uint8_t *host;
 	int st;
 
 	if (!budget)
 		budget = 1;
-	do {
-		st = run_block(cpu, budget - done, &n);
+	for (;;) {
+		b = NULL;
+		if (prev && cpu->mode == MODE_LONG64 && (cpu->rip >> 12) == cpu->fetch.vpage &&
+		    cpu->fetch.gen == cpu->tlb_gen && cpu->fetch.cpl == cpu->cpl &&
+		    cpu->fetch.ppage == sess_page) {
+			b = emu_icache_follow(prev, cpu->rip != entry + prev->nbytes,
+					      sess_page << 12 | (cpu->rip & 0xfff), cpu->fetch.host,
+					      MODE_LONG64, &in);
+		}
+		if (!b) {
+			if (code_page(cpu, &host, &ppage)) {
+				st = EMU_FAULT;
+				n = 1; /* the faulting one counts */
+				goto next;
+			}
+			if (!host || !c) {
+				sess_page = ~0ULL; /* whatever this one writes: a new session after */
+				prev = NULL;
+				st = step_slow(cpu);
+				n = 1;
+				goto next;
+			}
+			if (ppage != sess_page) {
+				c->session++;
+				sess_page = ppage;
+				prev = NULL; /* links stay within a page */
+			}
+			b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in);
+			if (!b) {
+				sess_page = ~0ULL;
+				prev = NULL;
+				st = step_slow(cpu);
+				n = 1;
+				goto next;
+			}
+			if (prev && prev->chain && b->mode == MODE_LONG64)
+				prev->next[cpu->rip != entry + prev->nbytes] = b;
+		}
+		entry = cpu->rip;
+		cpu->code_page = sess_page;
+		st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), &n);
+		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
+		if (cpu->code_written) {
+			sess_page = ~0ULL;
+			prev = NULL;
+		}
+next:
 		done += n;
-	} while (st == EMU_OK && done < budget &&
-		 !(cpu->stop && atomic_load_explicit(cpu->stop, memory_order_relaxed)));
+		if (st != EMU_OK || done >= budget ||
+		    (cpu->stop && atomic_load_explicit(cpu->stop, memory_order_relaxed)))
+			break;
+	}
 	*ran = done;
 	return st;
 }

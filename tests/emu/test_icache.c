@@ -263,6 +263,93 @@ static void budget_and_count(void **state)
 	}
 }
 
+/* Chained blocks (exec.c: a block remembers its successors on the same
+ * code page) still see code this CPU writes: into the page of the chain
+ * while running elsewhere, and into the page the chain runs in. */
+static void chains_see_self_modifying_code(void **state)
+{
+	struct fx *f = *state;
+	/* CODE + 0x100: loop: mov [rbx], ecx; call F; add edx, eax; dec ecx;
+	 * jnz loop; hlt.  F (CODE + 0x1000): jmp F2; F2 (+0x40): mov eax,
+	 * imm32; ret — F2's immediate is what the loop stores. */
+	static const uint8_t loop[] = { 0x89, 0x0b, 0xe8, 0xf9, 0x0e, 0x00, 0x00, 0x01, 0xc2,
+					0xff, 0xc9, 0x75, 0xf3, 0xf4 };
+	static const uint8_t fn[] = { 0xeb, 0x3e };
+	static const uint8_t fn2[] = { 0xb8, 0, 0, 0, 0, 0xc3 };
+	/* CODE + 0x200: loop: mov [rbx], ecx; jmp B; B (+0x240): mov eax,
+	 * imm32; add edx, eax; dec ecx; jnz loop; hlt — all on one page */
+	static const uint8_t same[] = { 0x89, 0x0b, 0xeb, 0x3c };
+	static const uint8_t same_b[] = { 0xb8, 0, 0, 0, 0, 0x01, 0xc2, 0xff, 0xc9, 0x75, 0xb5, 0xf4 };
+
+	put(f, CODE + 0x100, loop, sizeof(loop));
+	put(f, CODE + 0x1000, fn, sizeof(fn));
+	put(f, CODE + 0x1040, fn2, sizeof(fn2));
+	for (unsigned round = 0; round < 2; round++) { /* the second from the cache */
+		f->cpu.gpr[X86_RBX] = CODE + 0x1041;
+		f->cpu.gpr[X86_RCX] = 100;
+		f->cpu.gpr[X86_RDX] = 0;
+		run_to_hlt(f, CODE + 0x100);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 5050);
+	}
+
+	put(f, CODE + 0x200, same, sizeof(same));
+	put(f, CODE + 0x240, same_b, sizeof(same_b));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RBX] = CODE + 0x241;
+		f->cpu.gpr[X86_RCX] = 100;
+		f->cpu.gpr[X86_RDX] = 0;
+		run_to_hlt(f, CODE + 0x200);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 5050);
+	}
+}
+
+#define VPAGE   0x1a0000ULL         /* mapped to PAGE_A, or to PAGE_B by the second tables */
+#define PAGE_A  0x50000ULL
+#define PAGE_B  0x60000ULL
+#define PML4_2  0x8000ULL           /* a copy of the tables at PML4 */
+
+/* A CR3 write changes what a chain's linear page holds: the chain built
+ * under the old tables is not followed under the new ones. */
+static void chains_follow_cr3(void **state)
+{
+	struct fx *f = *state;
+	/* VPAGE: mov cr3, rsi; jmp +0x3b; (+0x40) mov eax, imm32; hlt */
+	uint8_t code[] = { 0x0f, 0x22, 0xde, 0xeb, 0x3b };
+	uint8_t tail[] = { 0xb8, 1, 0, 0, 0, 0xf4 };
+
+	put(f, PAGE_A, code, sizeof(code));
+	put(f, PAGE_A + 0x40, tail, sizeof(tail));
+	tail[1] = 2;
+	put(f, PAGE_B, code, sizeof(code));
+	put(f, PAGE_B + 0x40, tail, sizeof(tail));
+	memcpy(gpa(f, PML4_2, 0x4000), gpa(f, PML4, 0x4000), 0x4000);
+	for (unsigned i = 0; i < 3; i++) /* each table at PML4_2 points into the copy */
+		wr64(f, PML4_2 + 0x1000 * i, (PML4_2 + 0x1000 * (i + 1)) | PTE_P | PTE_W);
+	wr64(f, PT + 8 * (VPAGE >> 12), PAGE_A | PTE_P | PTE_W);
+	wr64(f, PML4_2 + 0x3000 + 8 * (VPAGE >> 12), PAGE_B | PTE_P | PTE_W);
+
+	/* CR3 rewritten with its own value: the chain VPAGE+3 -> +0x40 is built */
+	for (unsigned i = 0; i < 3; i++) {
+		f->cpu.gpr[X86_RSI] = PML4;
+		run_to_hlt(f, VPAGE);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+	}
+	/* the CPU switches tables between the two blocks of the chain */
+	f->cpu.gpr[X86_RSI] = PML4_2;
+	run_to_hlt(f, VPAGE);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 2);
+	for (unsigned i = 0; i < 2; i++) {
+		run_to_hlt(f, VPAGE);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 2);
+	}
+	/* and back, from outside (as a vCPU state load does) */
+	f->cpu.cr3 = PML4;
+	emu_tlb_flush(&f->cpu, true);
+	f->cpu.gpr[X86_RSI] = PML4;
+	run_to_hlt(f, VPAGE + 3);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -272,6 +359,8 @@ int main(void)
 		T(self_modifying_next_instruction),
 		T(aliases_share_blocks_and_keep_rights),
 		T(budget_and_count),
+		T(chains_see_self_modifying_code),
+		T(chains_follow_cr3),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
