@@ -1370,28 +1370,6 @@ static int fast_shift(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
-/* C1 /4 /5 /7 with a register: SHL/SHR/SAR reg, imm8 */
-static int fast_shift_reg_imm(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	unsigned size = in->opsize, op = in->reg & 7;
-	unsigned count = in->imm & (size == 8 ? 63 : 31);
-	uint64_t v = cpu->gpr[in->rm] & mask_of(size), r;
-
-	if (count) {
-		if (op == 4)
-			r = (v << count) & mask_of(size);
-		else if (op == 5)
-			r = v >> count;
-		else
-			r = (uint64_t)((int64_t)sext(v, size) >> count) & mask_of(size);
-		emu_flags_lazy(cpu, op == 4 ? FLOP_SHL : op == 5 ? FLOP_SHR : FLOP_SAR, size, v, count, r);
-		v = r;
-	}
-	gpr_set(cpu, in->rm, size, v); /* a zero count still zero-extends a 32-bit register */
-	cpu->rip += in->len;
-	return EMU_OK;
-}
-
 /* 0F AF: IMUL reg, r/m */
 static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -1441,50 +1419,359 @@ static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
+/* ALU on registers only, one handler per operation, size and form, so
+ * that the operation and the operand size are constants: 01-39 /r and
+ * 03-3B /r with mod 3, 81/83 with mod 3, 85 with mod 3 (TEST). ADC and
+ * SBB stay on fast_alu_*. */
+static inline void alu_regs(struct emu_cpu *cpu, unsigned op, unsigned size, unsigned dst, uint64_t src)
+{
+	uint64_t m = mask_of(size), d = cpu->gpr[dst] & m, r;
+
+	src &= m;
+	switch (op) {
+	case ALU_ADD: r = (d + src) & m; emu_flags_lazy(cpu, FLOP_ADD, size, d, src, r); break;
+	case ALU_SUB:
+	case ALU_CMP: r = (d - src) & m; emu_flags_lazy(cpu, FLOP_SUB, size, d, src, r); break;
+	case ALU_OR: r = d | src; emu_flags_lazy(cpu, FLOP_LOGIC, size, d, src, r); break;
+	case ALU_AND: r = d & src; emu_flags_lazy(cpu, FLOP_LOGIC, size, d, src, r); break;
+	default: r = d ^ src; emu_flags_lazy(cpu, FLOP_LOGIC, size, d, src, r); break;
+	}
+	if (op != ALU_CMP)
+		cpu->gpr[dst] = r; /* masked: a 32-bit result zero-extends */
+}
+
+#define ALU_REGS(opn, op, size) \
+	static int fast_##opn##size##_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ alu_regs(cpu, op, size, in->rm, cpu->gpr[in->reg]); cpu->rip += in->len; return EMU_OK; } \
+	static int fast_##opn##size##_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ alu_regs(cpu, op, size, in->reg, cpu->gpr[in->rm]); cpu->rip += in->len; return EMU_OK; } \
+	static int fast_##opn##size##_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ alu_regs(cpu, op, size, in->rm, in->imm); cpu->rip += in->len; return EMU_OK; }
+#define ALU_REGS_SIZES(opn, op) ALU_REGS(opn, op, 4) ALU_REGS(opn, op, 8)
+ALU_REGS_SIZES(add, ALU_ADD) ALU_REGS_SIZES(or, ALU_OR) ALU_REGS_SIZES(and, ALU_AND)
+ALU_REGS_SIZES(sub, ALU_SUB) ALU_REGS_SIZES(xor, ALU_XOR) ALU_REGS_SIZES(cmp, ALU_CMP)
+#undef ALU_REGS_SIZES
+#undef ALU_REGS
+
+#define ALU_REGS_ROW(opn) { { fast_##opn##4_rm_reg, fast_##opn##4_reg_rm, fast_##opn##4_rm_imm }, \
+			    { fast_##opn##8_rm_reg, fast_##opn##8_reg_rm, fast_##opn##8_rm_imm } }
+/* [op][size == 8][0: r/m op= reg, 1: reg op= r/m, 2: r/m op= imm]; NULL for ADC/SBB */
+static const emu_exec_fn fast_alu_regs[8][2][3] = {
+	[ALU_ADD] = ALU_REGS_ROW(add), [ALU_OR] = ALU_REGS_ROW(or), [ALU_AND] = ALU_REGS_ROW(and),
+	[ALU_SUB] = ALU_REGS_ROW(sub), [ALU_XOR] = ALU_REGS_ROW(xor), [ALU_CMP] = ALU_REGS_ROW(cmp),
+};
+#undef ALU_REGS_ROW
+
+static int fast_test4_rr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t r = (uint32_t)(cpu->gpr[in->rm] & cpu->gpr[in->reg]);
+
+	emu_flags_lazy(cpu, FLOP_LOGIC, 4, (uint32_t)cpu->gpr[in->rm], (uint32_t)cpu->gpr[in->reg], r);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+static int fast_test8_rr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t r = cpu->gpr[in->rm] & cpu->gpr[in->reg];
+
+	emu_flags_lazy(cpu, FLOP_LOGIC, 8, cpu->gpr[in->rm], cpu->gpr[in->reg], r);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* Byte operations: 00-3A /r (even, ALU), 80 (ALU imm8), 84 (TEST), 88 8A
+ * (MOV), C6 /0 (MOV imm8), B0-B7 (MOV r8, imm8), F6 /0 (TEST imm8);
+ * registers through reg_read/reg_write for AH-BH without REX. */
+static int alu8_rm(struct emu_cpu *cpu, const struct emu_insn *in, unsigned op, uint64_t src)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t res;
+
+	if (in->mod == 3) {
+		if (alu(&c, 1, reg_read(&c, in->rm, 1), src, op, &res))
+			reg_write(&c, in->rm, 1, res);
+	} else if (alu_mem(&c, 1, op, src)) {
+		return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+static int fast_alu8_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	return alu8_rm(cpu, in, in->op >> 3, reg_read(&c, in->reg, 1));
+}
+
+static int fast_alu8_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	return alu8_rm(cpu, in, in->reg & 7, in->imm);
+}
+
+/* the r/m8 operand, register or memory */
+static inline int rm8_read(struct ctx *c, uint64_t *v)
+{
+	if (c->in->mod == 3) {
+		*v = reg_read(c, c->in->rm, 1);
+		return 0;
+	}
+	calc_ea(c);
+	return emu_read_inl(c->cpu, c->seg, c->ea, 1, v);
+}
+
+static int fast_alu8_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v, res;
+
+	if (rm8_read(&c, &v))
+		return EMU_FAULT;
+	if (alu(&c, 1, reg_read(&c, in->reg, 1), v, in->op >> 3, &res))
+		reg_write(&c, in->reg, 1, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 84 (TEST r/m8, r8) and F6 /0 (TEST r/m8, imm8) */
+static int fast_test8(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v, res;
+
+	if (rm8_read(&c, &v))
+		return EMU_FAULT;
+	alu(&c, 1, v, in->op == 0x84 ? reg_read(&c, in->reg, 1) : in->imm, ALU_AND, &res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 88: MOV r/m8, r8; C6 /0: MOV r/m8, imm8 */
+static int fast_mov8_store(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v = in->op == 0x88 ? reg_read(&c, in->reg, 1) : in->imm;
+
+	if (in->mod == 3) {
+		reg_write(&c, in->rm, 1, v);
+	} else {
+		calc_ea(&c);
+		if (emu_write_inl(cpu, c.seg, c.ea, 1, v))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 8A: MOV r8, r/m8 */
+static int fast_mov8_load(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (rm8_read(&c, &v))
+		return EMU_FAULT;
+	reg_write(&c, in->reg, 1, v);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* B0-B7: MOV r8, imm8 */
+static int fast_mov8_imm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	reg_write(&c, (in->op & 7) | ((in->rex & 1) << 3), 1, in->imm);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 0F 90-9F: SETcc r/m8 */
+static int fast_setcc(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v = emu_cond(cpu, in->op & 15);
+
+	if (in->mod == 3) {
+		reg_write(&c, in->rm, 1, v);
+	} else {
+		calc_ea(&c);
+		if (emu_write_inl(cpu, c.seg, c.ea, 1, v))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 87 with mod 3: XCHG reg, reg (no memory: nothing to lock) */
+static int fast_xchg_rr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t a = cpu->gpr[in->rm], b = cpu->gpr[in->reg];
+
+	gpr_set(cpu, in->reg, in->opsize, a);
+	gpr_set(cpu, in->rm, in->opsize, b);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 90 (no REX.B), 0F 1F: NOP */
+static int fast_nop(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* FF /4: JMP r/m64 */
+static int fast_jmp_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (fast_rm_read(&c, 8, &v))
+		return EMU_FAULT;
+	if (!canonical_addr(v))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	cpu->rip = v;
+	return EMU_OK;
+}
+
+/* FF /2: CALL r/m64 */
+static int fast_call_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (fast_rm_read(&c, 8, &v))
+		return EMU_FAULT;
+	if (!canonical_addr(v))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	if (emu_push(cpu, 8, c.next))
+		return EMU_FAULT;
+	cpu->rip = v;
+	return EMU_OK;
+}
+
+/* C1 D1 D3 with a register, 32/64-bit: ROL/ROR/SHL/SHR/SAR by imm8, 1 or
+ * CL (RCL/RCR and SAL's /6 stay on fast_shift) */
+static int fast_shift_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize, bits = size * 8, op = in->reg & 7;
+	unsigned count = in->op == 0xc1 ? in->imm : in->op == 0xd1 ? 1 : cpu->gpr[X86_RCX];
+	uint64_t m = mask_of(size), v = cpu->gpr[in->rm] & m, r;
+
+	count &= size == 8 ? 63 : 31;
+	if (count) {
+		switch (op) {
+		case 0: /* ROL */
+		case 1: { /* ROR */
+			unsigned n = count & (bits - 1);
+			bool cf, of;
+
+			r = !n ? v : op == 0 ? ((v << n) | (v >> (bits - n))) & m
+					     : ((v >> n) | (v << (bits - n))) & m;
+			cf = op == 0 ? r & 1 : (r >> (bits - 1)) & 1;
+			of = op == 0 ? ((r >> (bits - 1)) & 1) ^ cf : ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1;
+			emu_flags_update(cpu, FL_CF | FL_OF, (cf ? FL_CF : 0) | (of ? FL_OF : 0));
+			break;
+		}
+		case 4:
+			r = (v << count) & m;
+			emu_flags_lazy(cpu, FLOP_SHL, size, v, count, r);
+			break;
+		case 5:
+			r = v >> count;
+			emu_flags_lazy(cpu, FLOP_SHR, size, v, count, r);
+			break;
+		default:
+			r = (uint64_t)((int64_t)sext(v, size) >> count) & m;
+			emu_flags_lazy(cpu, FLOP_SAR, size, v, count, r);
+			break;
+		}
+		v = r;
+	}
+	gpr_set(cpu, in->rm, size, v); /* a zero count still zero-extends a 32-bit register */
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
 static int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in);
 
 emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 {
-	bool wide = in->opsize == 4 || in->opsize == 8;
-	unsigned op = in->op;
+	bool wide = in->opsize == 4 || in->opsize == 8, reg = in->has_modrm && in->mod == 3;
+	unsigned op = in->op, grp = in->reg & 7;
 
 	if (mode != MODE_LONG64 || in->lock || in->rep)
 		return exec_insn;
 	if (in->map == MAP_1B) {
+		if (op < 0x40 && (op & 5) == 1 && reg && wide && fast_alu_regs[op >> 3][0][0])
+			return fast_alu_regs[op >> 3][in->opsize == 8][(op >> 1) & 1];
 		if (op < 0x40 && (op & 7) == 1 && wide)
 			return fast_alu_rm_reg;
 		if (op < 0x40 && (op & 7) == 3 && wide)
 			return fast_alu_reg_rm;
 		if (op < 0x40 && (op & 7) == 5 && wide)
 			return fast_alu_acc_imm;
+		if (op < 0x40 && (op & 7) == 0)
+			return fast_alu8_rm_reg;
+		if (op < 0x40 && (op & 7) == 2)
+			return fast_alu8_reg_rm;
 		switch (op) {
 		case 0x50 ... 0x57: return in->opsize == 8 ? fast_push : exec_insn;
 		case 0x58 ... 0x5f: return in->opsize == 8 ? fast_pop : exec_insn;
 		case 0x63: return wide ? fast_movx : exec_insn;
 		case 0x70 ... 0x7f: return fast_jcc[op & 15];
-		case 0x81: case 0x83: return wide ? fast_alu_rm_imm : exec_insn;
-		case 0x85: return wide ? fast_test : exec_insn;
+		case 0x80: return fast_alu8_rm_imm;
+		case 0x81: case 0x83:
+			if (reg && wide && fast_alu_regs[grp][0][0])
+				return fast_alu_regs[grp][in->opsize == 8][2];
+			return wide ? fast_alu_rm_imm : exec_insn;
+		case 0x84: return fast_test8;
+		case 0x85:
+			if (reg && wide)
+				return in->opsize == 8 ? fast_test8_rr : fast_test4_rr;
+			return wide ? fast_test : exec_insn;
+		case 0x87: return reg && wide ? fast_xchg_rr : exec_insn;
+		case 0x88: return fast_mov8_store;
 		case 0x89: return wide ? fast_mov_store : exec_insn;
+		case 0x8a: return fast_mov8_load;
 		case 0x8b: return wide ? fast_mov_load : exec_insn;
 		case 0x8d: return wide ? fast_lea : exec_insn;
+		case 0x90: return in->rex & 1 ? exec_insn : fast_nop;
+		case 0xb0 ... 0xb7: return fast_mov8_imm_reg;
 		case 0xb8 ... 0xbf: return wide ? fast_mov_imm_reg : exec_insn;
 		case 0xc1:
-			if (wide && in->mod == 3 && ((in->reg & 7) == 4 || (in->reg & 7) == 5 || (in->reg & 7) == 7))
-				return fast_shift_reg_imm;
+			if (wide && reg && grp != 2 && grp != 3 && grp != 6)
+				return fast_shift_reg;
 			return wide ? fast_shift : exec_insn;
-		case 0xd1: case 0xd3: return wide ? fast_shift : exec_insn;
+		case 0xd1: case 0xd3:
+			if (wide && reg && grp != 2 && grp != 3 && grp != 6)
+				return fast_shift_reg;
+			return wide ? fast_shift : exec_insn;
 		case 0xc3: return fast_ret;
-		case 0xc7: return wide && (in->reg & 7) == 0 ? fast_mov_imm_rm : exec_insn;
+		case 0xc6: return grp == 0 ? fast_mov8_store : exec_insn;
+		case 0xc7: return wide && grp == 0 ? fast_mov_imm_rm : exec_insn;
 		case 0xe8: return fast_call;
 		case 0xe9: case 0xeb: return fast_jmp;
-		case 0xff: return wide && in->mod == 3 && (in->reg & 7) < 2 ? fast_incdec : exec_insn;
+		case 0xf6: return grp == 0 ? fast_test8 : exec_insn;
+		case 0xff:
+			if (wide && reg && grp < 2)
+				return fast_incdec;
+			if (in->opsize == 8 && grp == 4)
+				return fast_jmp_rm;
+			if (in->opsize == 8 && grp == 2)
+				return fast_call_rm;
+			return exec_insn;
 		}
 		return exec_insn;
 	}
 	if (in->map == MAP_0F) {
 		switch (op) {
+		case 0x1f: return fast_nop;
 		case 0x40 ... 0x4f: return wide ? fast_cmov : exec_insn;
 		case 0x80 ... 0x8f: return fast_jcc[op & 15];
+		case 0x90 ... 0x9f: return fast_setcc;
 		case 0xaf: return wide ? fast_imul : exec_insn;
 		case 0xb6: case 0xb7: case 0xbe: case 0xbf: return wide ? fast_movx : exec_insn;
 		}

@@ -350,6 +350,47 @@ static void chains_follow_cr3(void **state)
 	assert_int_equal(f->cpu.gpr[X86_RAX], 1);
 }
 
+/* Handlers the cache picks that emu-diff does not reach (its branches
+ * stay in the code page): JMP and CALL through a register and memory,
+ * the long NOPs. */
+static void indirect_branches_and_nops(void **state)
+{
+	struct fx *f = *state;
+	/* +0x300: lea rax, [rip+0x19]; jmp rax */
+	static const uint8_t start[] = { 0x48, 0x8d, 0x05, 0x19, 0, 0, 0, 0xff, 0xe0 };
+	/* +0x320: nopl 0(rax,rax,1); xchg ax, ax; nop; call [rbx]; hlt */
+	static const uint8_t body[] = { 0x0f, 0x1f, 0x44, 0, 0, 0x66, 0x90, 0x90, 0xff, 0x13, 0xf4 };
+	/* +0x340: mov ecx, 7; ret */
+	static const uint8_t fn[] = { 0xb9, 7, 0, 0, 0, 0xc3 };
+	unsigned ran;
+
+	put(f, CODE + 0x300, start, sizeof(start));
+	put(f, CODE + 0x320, body, sizeof(body));
+	put(f, CODE + 0x340, fn, sizeof(fn));
+	wr64(f, CODE + 0x380, CODE + 0x340);
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RBX] = CODE + 0x380;
+		f->cpu.gpr[X86_RCX] = 0;
+		assert_int_equal(run_to_hlt(f, CODE + 0x300), 9);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 7);
+		assert_int_equal(f->cpu.gpr[X86_RAX], CODE + 0x320);
+		assert_int_equal(f->cpu.gpr[X86_RSP], STACK);
+		assert_int_equal(f->cpu.rip, CODE + 0x32b);
+	}
+	/* a non-canonical target: #GP, nothing changed */
+	f->cpu.rip = CODE + 0x307;
+	f->cpu.gpr[X86_RAX] = 0x8000000000000000ULL;
+	assert_int_equal(emu_run(&f->cpu, 10, &ran), EMU_FAULT);
+	assert_int_equal(f->cpu.exc.vector, EXC_GP);
+	assert_int_equal(f->cpu.rip, CODE + 0x307);
+	wr64(f, CODE + 0x380, 0x8000000000000000ULL);
+	f->cpu.rip = CODE + 0x328;
+	assert_int_equal(emu_run(&f->cpu, 10, &ran), EMU_FAULT);
+	assert_int_equal(f->cpu.exc.vector, EXC_GP);
+	assert_int_equal(f->cpu.rip, CODE + 0x328);
+	assert_int_equal(f->cpu.gpr[X86_RSP], STACK);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -361,6 +402,7 @@ int main(void)
 		T(budget_and_count),
 		T(chains_see_self_modifying_code),
 		T(chains_follow_cr3),
+		T(indirect_branches_and_nops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
