@@ -15,9 +15,9 @@ usage: host_insns.py KUMO_VMM GUEST_DIR [GUEST...]
 import os, re, subprocess, sys, tempfile
 
 SIZES = {  # guest: (args at size 1, args at size 2)
-    "bench_int": ("n=20000", "n=60000"),
-    "bench_mem": ("n=2 kib=256", "n=6 kib=256"),
-    "bench_interp": ("n=40", "n=120"),
+    "bench_int": ("n=20000", "n=220000"),
+    "bench_mem": ("n=2 kib=256", "n=22 kib=256"),
+    "bench_interp": ("n=40", "n=440"),
 }
 
 

@@ -520,6 +520,91 @@ static int string_once(struct ctx *c, unsigned size, bool *stop)
 
 #define STRING_BATCH 4096 /* iterations per step: interrupts get a look-in */
 
+/* REP MOVS and REP STOS forward (DF=0) on RAM, a chunk at a time: as
+ * many whole elements as fit before the next page boundary of the
+ * destination and of the source, copied with memmove (or element by
+ * element when the destination overlaps the source ahead of it, as the
+ * instruction's own order gives) or filled; RSI, RDI and RCX are written
+ * after each chunk as the instruction leaves them. An element that
+ * crosses a page, an address that faults, MMIO, a segment limit in the
+ * way: one iteration of string_once(), which raises the exact fault with
+ * the registers as the iterations before left them. At most
+ * STRING_CHUNKS chunks, then the instruction pauses (runs again) so that
+ * interrupts get a look-in. */
+#define STRING_CHUNKS 16
+
+static int string_fast(struct ctx *c, unsigned size)
+{
+	struct emu_cpu *cpu = c->cpu;
+	const struct emu_insn *in = c->in;
+	bool movs = in->op == 0xa4 || in->op == 0xa5, stop;
+	unsigned src_seg = in->seg != SR_NONE ? in->seg : SR_DS;
+	unsigned user = cpu->cpl == 3 ? ACC_USER : 0;
+	uint64_t amask = addr_mask(c);
+	int err;
+
+	for (unsigned k = 0; k < STRING_CHUNKS; k++) {
+		uint64_t count = count_reg(c), di = GPR(c, X86_RDI) & amask, si = GPR(c, X86_RSI) & amask;
+		uint64_t n, bytes, ldst, lsrc = 0, pdst, psrc;
+		uint8_t *hdst = NULL, *hsrc = NULL;
+
+		if (!count)
+			return 0;
+		n = count;
+		if (amask != ~0ULL) /* no wrap of SI/DI inside a chunk */
+			n = MIN(n, MIN((amask + 1 - di) / size, (amask + 1 - si) / size));
+		if (n && !emu_linear(cpu, SR_ES, di, size, ACC_WRITE, &ldst))
+			n = MIN(n, (4096 - (ldst & 0xfff)) / size);
+		else
+			n = 0;
+		if (n && movs && !emu_linear(cpu, src_seg, si, size, ACC_READ, &lsrc))
+			n = MIN(n, (4096 - (lsrc & 0xfff)) / size);
+		else if (movs)
+			n = 0;
+		bytes = n * size;
+		/* the whole chunk within the segments; source translated first,
+		 * as the instruction reads before it writes */
+		if (n && (emu_linear(cpu, SR_ES, di, (unsigned)bytes, ACC_WRITE, &ldst) ||
+			  (movs && emu_linear(cpu, src_seg, si, (unsigned)bytes, ACC_READ, &lsrc)) ||
+			  (movs && (emu_mmu_translate(cpu, lsrc, ACC_READ | user, &psrc, &hsrc) || !hsrc)) ||
+			  emu_mmu_translate(cpu, ldst, ACC_WRITE | user, &pdst, &hdst) || !hdst))
+			n = 0;
+		if (!n) {
+			if ((err = string_once(c, size, &stop)))
+				return err;
+			set_count(c, count - 1);
+			continue;
+		}
+		hdst += ldst & 0xfff;
+		if (movs) {
+			hsrc += lsrc & 0xfff;
+			if (hdst > hsrc && hdst < hsrc + bytes) {
+				for (uint64_t i = 0; i < bytes; i += size) {
+					uint64_t t;
+					memcpy(&t, hsrc + i, size);
+					memcpy(hdst + i, &t, size);
+				}
+			} else {
+				memmove(hdst, hsrc, bytes);
+			}
+			reg_write(c, X86_RSI, in->addrsize, si + bytes);
+		} else if (size == 1) {
+			memset(hdst, (uint8_t)GPR(c, X86_RAX), bytes);
+		} else {
+			uint64_t v = GPR(c, X86_RAX);
+			for (uint64_t i = 0; i < bytes; i += size)
+				memcpy(hdst + i, &v, size);
+		}
+		if ((pdst >> 12) == cpu->code_page)
+			cpu->code_written = true;
+		reg_write(c, X86_RDI, in->addrsize, di + bytes);
+		set_count(c, count - n);
+	}
+	if (count_reg(c))
+		c->next = cpu->rip; /* not done: run this instruction again */
+	return 0;
+}
+
 static int string_op(struct ctx *c, unsigned size)
 {
 	bool cond = c->in->op == 0xa6 || c->in->op == 0xa7 || c->in->op == 0xae || c->in->op == 0xaf;
@@ -528,6 +613,9 @@ static int string_op(struct ctx *c, unsigned size)
 
 	if (!c->in->rep)
 		return string_once(c, size, &stop);
+	if ((c->in->op == 0xa4 || c->in->op == 0xa5 || c->in->op == 0xaa || c->in->op == 0xab) &&
+	    !(c->cpu->rflags & FL_DF))
+		return string_fast(c, size);
 	for (unsigned i = 0; i < STRING_BATCH; i++) {
 		if (!count_reg(c))
 			return 0;
@@ -1083,9 +1171,26 @@ static inline bool canonical_addr(uint64_t a)
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
+/* 8-byte PUSH and POP in 64-bit mode (SS has no base or limit there), for
+ * the fast handlers: emu_push/emu_peek with the size a constant. */
+static inline int push64(struct emu_cpu *cpu, uint64_t v)
+{
+	uint64_t sp = cpu->gpr[X86_RSP] - 8;
+
+	if (emu_write_inl(cpu, SR_SS, sp, 8, v))
+		return -EFAULT;
+	cpu->gpr[X86_RSP] = sp;
+	return 0;
+}
+
+static inline int peek64(struct emu_cpu *cpu, uint64_t *v)
+{
+	return emu_read_inl(cpu, SR_SS, cpu->gpr[X86_RSP], 8, v);
+}
+
 /* r/m op= imm or reg, through memory: the flags come back if the write
  * faults, so the fault leaves the state as before. */
-static int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
+static inline int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
 {
 	struct emu_cpu *cpu = c->cpu;
 	struct emu_lazy_flags lf = cpu->lf;
@@ -1117,10 +1222,10 @@ static inline int fast_rm_read(struct ctx *c, unsigned size, uint64_t *v)
 }
 
 /* 01 09 11 19 21 29 31 39: r/m op= reg */
-static int fast_alu_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int alu_rm_reg_sized(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned size = in->opsize, op = in->op >> 3;
+	unsigned op = in->op >> 3;
 	uint64_t res;
 
 	if (in->mod == 3) {
@@ -1134,10 +1239,9 @@ static int fast_alu_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* 03 0B 13 1B 23 2B 33 3B: reg op= r/m */
-static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int alu_reg_rm_sized(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned size = in->opsize;
 	uint64_t src, res;
 
 	if (fast_rm_read(&c, size, &src))
@@ -1149,10 +1253,10 @@ static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* 81 83: r/m op= imm */
-static int fast_alu_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int alu_rm_imm_sized(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned size = in->opsize, op = in->reg & 7;
+	unsigned op = in->reg & 7;
 	uint64_t res;
 
 	if (in->mod == 3) {
@@ -1164,6 +1268,14 @@ static int fast_alu_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->rip = c.next;
 	return EMU_OK;
 }
+
+/* the three above per operand size: a constant size for the inline TLB path */
+#define ALU_SIZED(form, size) \
+	static int fast_##form##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return form##_sized(cpu, in, size); }
+ALU_SIZED(alu_rm_reg, 4) ALU_SIZED(alu_rm_reg, 8) ALU_SIZED(alu_reg_rm, 4) ALU_SIZED(alu_reg_rm, 8)
+ALU_SIZED(alu_rm_imm, 4) ALU_SIZED(alu_rm_imm, 8)
+#undef ALU_SIZED
 
 /* 05 0D ... 3D: rAX op= imm */
 static int fast_alu_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -1190,34 +1302,44 @@ static int fast_test(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
-/* 89: MOV r/m, reg */
-static int fast_mov_store(struct emu_cpu *cpu, const struct emu_insn *in)
+/* 89 8B: MOV r/m, reg and MOV reg, r/m, one handler per operand size and
+ * form, so that the inline TLB path sees a constant size */
+static inline int mov_store(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
 
-	if (in->mod == 3) {
-		gpr_set(cpu, in->rm, in->opsize, cpu->gpr[in->reg]);
-	} else {
-		calc_ea(&c);
-		if (emu_write_inl(cpu, c.seg, c.ea, in->opsize, cpu->gpr[in->reg]))
-			return EMU_FAULT;
-	}
+	calc_ea(&c);
+	if (emu_write_inl(cpu, c.seg, c.ea, size, cpu->gpr[in->reg]))
+		return EMU_FAULT;
 	cpu->rip = c.next;
 	return EMU_OK;
 }
 
-/* 8B: MOV reg, r/m */
-static int fast_mov_load(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int mov_load(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
 	uint64_t v;
 
-	if (fast_rm_read(&c, in->opsize, &v))
+	calc_ea(&c);
+	if (emu_read_inl(cpu, c.seg, c.ea, size, &v))
 		return EMU_FAULT;
-	gpr_set(cpu, in->reg, in->opsize, v);
+	gpr_set(cpu, in->reg, size, v);
 	cpu->rip = c.next;
 	return EMU_OK;
 }
+
+#define MOV_SIZED(size) \
+	static int fast_mov_store##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return mov_store(cpu, in, size); } \
+	static int fast_mov_load##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return mov_load(cpu, in, size); } \
+	static int fast_mov_rr##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ gpr_set(cpu, in->rm, size, cpu->gpr[in->reg]); cpu->rip += in->len; return EMU_OK; } \
+	static int fast_mov_rr_load##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ gpr_set(cpu, in->reg, size, cpu->gpr[in->rm]); cpu->rip += in->len; return EMU_OK; }
+MOV_SIZED(4)
+MOV_SIZED(8)
+#undef MOV_SIZED
 
 /* C7 /0: MOV r/m, imm32 (sign-extended) */
 static int fast_mov_imm_rm(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -1298,7 +1420,7 @@ static int fast_call(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	if (!canonical_addr(target))
 		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
-	if (emu_push(cpu, 8, ret))
+	if (push64(cpu, ret))
 		return EMU_FAULT;
 	cpu->rip = target;
 	return EMU_OK;
@@ -1310,11 +1432,11 @@ static int fast_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t v;
 
 	(void)in;
-	if (emu_peek(cpu, 8, 0, &v))
+	if (peek64(cpu, &v))
 		return EMU_FAULT;
 	if (!canonical_addr(v))
 		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
-	emu_pop_commit(cpu, 8);
+	cpu->gpr[X86_RSP] += 8;
 	cpu->rip = v;
 	return EMU_OK;
 }
@@ -1322,7 +1444,7 @@ static int fast_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 /* 50-57: PUSH reg (64-bit) */
 static int fast_push(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	if (emu_push(cpu, 8, cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)]))
+	if (push64(cpu, cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)]))
 		return EMU_FAULT;
 	cpu->rip += in->len;
 	return EMU_OK;
@@ -1333,9 +1455,9 @@ static int fast_pop(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t v;
 
-	if (emu_peek(cpu, 8, 0, &v))
+	if (peek64(cpu, &v))
 		return EMU_FAULT;
-	emu_pop_commit(cpu, 8);
+	cpu->gpr[X86_RSP] += 8;
 	cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)] = v;
 	cpu->rip += in->len;
 	return EMU_OK;
@@ -1386,10 +1508,9 @@ static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* 0F B6 B7 BE BF: MOVZX / MOVSX; 63: MOVSXD */
-static int fast_movx(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int movx(struct emu_cpu *cpu, const struct emu_insn *in, unsigned from)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned from = in->map == MAP_1B ? 4 : (in->op & 1) ? 2 : 1;
 	uint64_t v;
 
 	if (in->mod == 3) {
@@ -1405,6 +1526,11 @@ static int fast_movx(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->rip = c.next;
 	return EMU_OK;
 }
+
+/* per source size: a constant size for the inline TLB path */
+static int fast_movx1(struct emu_cpu *cpu, const struct emu_insn *in) { return movx(cpu, in, 1); }
+static int fast_movx2(struct emu_cpu *cpu, const struct emu_insn *in) { return movx(cpu, in, 2); }
+static int fast_movx4(struct emu_cpu *cpu, const struct emu_insn *in) { return movx(cpu, in, 4); }
 
 /* 0F 40-4F: CMOVcc */
 static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -1646,7 +1772,7 @@ static int fast_call_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 		return EMU_FAULT;
 	if (!canonical_addr(v))
 		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
-	if (emu_push(cpu, 8, c.next))
+	if (push64(cpu, c.next))
 		return EMU_FAULT;
 	cpu->rip = v;
 	return EMU_OK;
@@ -1708,9 +1834,9 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 		if (op < 0x40 && (op & 5) == 1 && reg && wide && fast_alu_regs[op >> 3][0][0])
 			return fast_alu_regs[op >> 3][in->opsize == 8][(op >> 1) & 1];
 		if (op < 0x40 && (op & 7) == 1 && wide)
-			return fast_alu_rm_reg;
+			return in->opsize == 8 ? fast_alu_rm_reg8 : fast_alu_rm_reg4;
 		if (op < 0x40 && (op & 7) == 3 && wide)
-			return fast_alu_reg_rm;
+			return in->opsize == 8 ? fast_alu_reg_rm8 : fast_alu_reg_rm4;
 		if (op < 0x40 && (op & 7) == 5 && wide)
 			return fast_alu_acc_imm;
 		if (op < 0x40 && (op & 7) == 0)
@@ -1720,13 +1846,13 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 		switch (op) {
 		case 0x50 ... 0x57: return in->opsize == 8 ? fast_push : exec_insn;
 		case 0x58 ... 0x5f: return in->opsize == 8 ? fast_pop : exec_insn;
-		case 0x63: return wide ? fast_movx : exec_insn;
+		case 0x63: return wide ? fast_movx4 : exec_insn;
 		case 0x70 ... 0x7f: return fast_jcc[op & 15];
 		case 0x80: return fast_alu8_rm_imm;
 		case 0x81: case 0x83:
 			if (reg && wide && fast_alu_regs[grp][0][0])
 				return fast_alu_regs[grp][in->opsize == 8][2];
-			return wide ? fast_alu_rm_imm : exec_insn;
+			return !wide ? exec_insn : in->opsize == 8 ? fast_alu_rm_imm8 : fast_alu_rm_imm4;
 		case 0x84: return fast_test8;
 		case 0x85:
 			if (reg && wide)
@@ -1734,9 +1860,19 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 			return wide ? fast_test : exec_insn;
 		case 0x87: return reg && wide ? fast_xchg_rr : exec_insn;
 		case 0x88: return fast_mov8_store;
-		case 0x89: return wide ? fast_mov_store : exec_insn;
+		case 0x89:
+			if (!wide)
+				return exec_insn;
+			if (reg)
+				return in->opsize == 8 ? fast_mov_rr8 : fast_mov_rr4;
+			return in->opsize == 8 ? fast_mov_store8 : fast_mov_store4;
 		case 0x8a: return fast_mov8_load;
-		case 0x8b: return wide ? fast_mov_load : exec_insn;
+		case 0x8b:
+			if (!wide)
+				return exec_insn;
+			if (reg)
+				return in->opsize == 8 ? fast_mov_rr_load8 : fast_mov_rr_load4;
+			return in->opsize == 8 ? fast_mov_load8 : fast_mov_load4;
 		case 0x8d: return wide ? fast_lea : exec_insn;
 		case 0x90: return in->rex & 1 ? exec_insn : fast_nop;
 		case 0xb0 ... 0xb7: return fast_mov8_imm_reg;
@@ -1773,10 +1909,111 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 		case 0x80 ... 0x8f: return fast_jcc[op & 15];
 		case 0x90 ... 0x9f: return fast_setcc;
 		case 0xaf: return wide ? fast_imul : exec_insn;
-		case 0xb6: case 0xb7: case 0xbe: case 0xbf: return wide ? fast_movx : exec_insn;
+		case 0xb6: case 0xbe: return wide ? fast_movx1 : exec_insn;
+		case 0xb7: case 0xbf: return wide ? fast_movx2 : exec_insn;
 		}
 	}
 	return exec_insn;
+}
+
+/* ---- flags nobody sees ----
+ *
+ * A rotate writes CF and OF, at the price of evaluating the lazy flags
+ * (it keeps the other four). In compiled code (SHA-256, MD5, hashes) the
+ * next flag-writing ADD/XOR/AND comes a few register-only instructions
+ * later, so nothing ever reads them. Within a block, a rotate's flags
+ * are dead when, before anything could read them, an instruction
+ * overwrites both CF and OF; in between only instructions that neither
+ * read flags nor can fault or leave the block (a fault or an interrupt
+ * would see the flags). The block must run to its end for this to hold:
+ * the executor runs a block cut short by its budget with exact handlers
+ * (run_insns). */
+
+enum flag_use { FU_BARRIER, FU_NEUTRAL, FU_KILL };
+
+static enum flag_use flag_use(const struct emu_insn *in)
+{
+	bool reg = in->has_modrm && in->mod == 3;
+	unsigned op = in->op, grp = in->reg & 7;
+
+	if (in->lock || in->rep)
+		return FU_BARRIER;
+	if (in->map == MAP_1B) {
+		if (op < 0x40 && (op & 7) < 4)  /* ALU r/m, reg */
+			return !reg ? FU_BARRIER : (op >> 3) == ALU_ADC || (op >> 3) == ALU_SBB ? FU_BARRIER : FU_KILL;
+		switch (op) {
+		case 0x80: case 0x81: case 0x83:
+			return reg && grp != ALU_ADC && grp != ALU_SBB ? FU_KILL : FU_BARRIER;
+		case 0x84: case 0x85:
+			return reg ? FU_KILL : FU_BARRIER;
+		case 0x86 ... 0x8b:
+			return reg ? FU_NEUTRAL : FU_BARRIER;
+		case 0x8d: /* LEA (a register operand is #UD) */
+			return reg ? FU_BARRIER : FU_NEUTRAL;
+		case 0x90 ... 0x97: case 0xb0 ... 0xbf: /* XCHG rAX, NOP; MOV reg, imm */
+			return FU_NEUTRAL;
+		case 0xc6: case 0xc7:
+			return reg && grp == 0 ? FU_NEUTRAL : FU_BARRIER;
+		case 0xc1: case 0xd1: {
+			unsigned count = (op == 0xd1 ? 1 : in->imm) & (in->opsize == 8 ? 63 : 31);
+			if (!reg || grp == 2 || grp == 3 || grp == 6) /* RCL/RCR read CF */
+				return FU_BARRIER;
+			return count ? FU_KILL : FU_NEUTRAL;
+		}
+		case 0xf6: case 0xf7:
+			return reg && grp == 2 ? FU_NEUTRAL : FU_BARRIER; /* NOT */
+		}
+		return FU_BARRIER;
+	}
+	if (in->map == MAP_0F) {
+		switch (op) {
+		case 0x1f: case 0xc8 ... 0xcf:
+			return FU_NEUTRAL;
+		case 0xb6: case 0xb7: case 0xbe: case 0xbf:
+			return reg ? FU_NEUTRAL : FU_BARRIER;
+		}
+	}
+	return FU_BARRIER;
+}
+
+/* fast_shift_reg for ROL/ROR without the flags */
+static int fast_rot_reg_nf(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize, bits = size * 8;
+	unsigned count = in->op == 0xc1 ? in->imm : in->op == 0xd1 ? 1 : cpu->gpr[X86_RCX];
+	uint64_t m = mask_of(size), v = cpu->gpr[in->rm] & m;
+	unsigned n = count & (bits - 1);
+
+	if (n)
+		v = (in->reg & 7) == 0 ? ((v << n) | (v >> (bits - n))) & m : ((v >> n) | (v << (bits - n))) & m;
+	gpr_set(cpu, in->rm, size, v);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+void emu_exec_pick_block(struct emu_insn *insns, unsigned n, enum emu_mode mode)
+{
+	for (unsigned i = 0; i < n; i++) {
+		insns[i].exec = emu_exec_pick(&insns[i], mode);
+		insns[i].flags_dead = false;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct emu_insn *in = &insns[i];
+
+		if (in->exec != fast_shift_reg || (in->reg & 7) > 1)
+			continue;
+		for (unsigned j = i + 1; j < n; j++) {
+			enum flag_use u = flag_use(&insns[j]);
+
+			if (u == FU_BARRIER)
+				break;
+			if (u == FU_KILL) {
+				in->exec = fast_rot_reg_nf;
+				in->flags_dead = true;
+				break;
+			}
+		}
+	}
 }
 
 /* ---- fetch, decode, execute ---- */
@@ -1872,12 +2109,13 @@ static int step_slow(struct emu_cpu *cpu)
 	return exec_insn(cpu, &in);
 }
 
-/* Runs n (>= 1) instructions of a block from cpu->rip, or fewer: it
+/* Runs n (>= 1) of the full instructions of a block from cpu->rip, or fewer: it
  * leaves the block when an instruction did not return EMU_OK, did not
  * fall through (a taken branch, a paused REP string, IP wrapping), or
  * wrote to the block's code page (cpu->code_written, see access.c): the
  * next lookup validates the bytes again. *ran is how many ran. */
-static inline int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned *ran)
+static inline int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned full,
+			    unsigned *ran)
 {
 	const struct emu_insn *first = in, *end = in + n;
 	/* the CS limit, outside 64-bit and real mode: the fetch checked the
@@ -1887,6 +2125,16 @@ static inline int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsi
 	int st;
 
 	cpu->code_written = false;
+	if (__builtin_expect(n < full, 0)) {
+		/* cut short by the budget: the flags must be exact where it stops */
+		do {
+			st = in->flags_dead || cpu->interrupt_shadow ? exec_insn(cpu, in) : in->exec(cpu, in);
+			expect += in->len;
+			in++;
+		} while (st == EMU_OK && in != end && cpu->rip == expect && !cpu->code_written &&
+			 !(limit && cpu->rip > cpu->seg[SR_CS].limit));
+		goto out;
+	}
 	if (cpu->interrupt_shadow) {
 		/* The handlers leave the interrupt shadow alone: ending it is the
 		 * general path's (only the first instruction of a block can be in
@@ -1976,7 +2224,7 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		}
 		entry = cpu->rip;
 		cpu->code_page = sess_page;
-		st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), &n);
+		st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
 		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
 		if (cpu->code_written) {
 			sess_page = ~0ULL;

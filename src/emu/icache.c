@@ -134,7 +134,6 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 
 		if (emu_decode(bytes + pos, avail, mode, in) != DECODE_OK)
 			break; /* crosses the page, or faults: left to the slow path */
-		in->exec = emu_exec_pick(in, mode);
 		pos += in->len;
 		n++;
 		chain = chains(in);
@@ -143,6 +142,7 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 	}
 	if (!n)
 		return false;
+	emu_exec_pick_block(&c->insns[c->insns_used], n, mode);
 	*b = (struct emu_block){ .phys = phys, .session = c->session, .gen = c->gen,
 				 .first = c->insns_used, .boff = c->bytes_used, .nbytes = (uint16_t)pos,
 				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
