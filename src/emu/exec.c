@@ -1464,16 +1464,40 @@ static int fast_pop(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* FF /0 /1 with a register: INC/DEC (CF kept) */
-static int fast_incdec(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int incdec(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size, bool dec)
 {
-	unsigned size = in->opsize;
 	uint64_t old = cpu->gpr[in->rm] & mask_of(size);
-	bool dec = in->reg & 1;
 	uint64_t res = (dec ? old - 1 : old + 1) & mask_of(size);
 
-	cpu->rflags = (cpu->rflags & ~FL_CF) | (emu_flag(cpu, FL_CF) ? FL_CF : 0);
+	/* CF is kept: already in rflags after INC/DEC, else from the lazy state */
+	if (cpu->lf.op != FLOP_INC && cpu->lf.op != FLOP_DEC)
+		cpu->rflags = (cpu->rflags & ~FL_CF) | (emu_flag(cpu, FL_CF) ? FL_CF : 0);
 	emu_flags_lazy(cpu, dec ? FLOP_DEC : FLOP_INC, size, old, 1, res);
 	gpr_set(cpu, in->rm, size, res);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* per size and direction: constants for the masks */
+static int fast_inc4(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 4, false); }
+static int fast_dec4(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 4, true); }
+static int fast_inc8(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 8, false); }
+static int fast_dec8(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 8, true); }
+
+/* F7 /2 with a register: NOT (no flags) */
+static int fast_not_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	gpr_set(cpu, in->rm, in->opsize, ~cpu->gpr[in->rm]);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 0F C8-CF, 32/64-bit: BSWAP */
+static int fast_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned r = (in->op & 7) | ((in->rex & 1) << 3);
+
+	cpu->gpr[r] = in->opsize == 8 ? __builtin_bswap64(cpu->gpr[r]) : __builtin_bswap32((uint32_t)cpu->gpr[r]);
 	cpu->rip += in->len;
 	return EMU_OK;
 }
@@ -1891,9 +1915,10 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 		case 0xe8: return fast_call;
 		case 0xe9: case 0xeb: return fast_jmp;
 		case 0xf6: return grp == 0 ? fast_test8 : exec_insn;
+		case 0xf7: return wide && reg && grp == 2 ? fast_not_reg : exec_insn;
 		case 0xff:
 			if (wide && reg && grp < 2)
-				return fast_incdec;
+				return in->opsize == 8 ? (grp ? fast_dec8 : fast_inc8) : (grp ? fast_dec4 : fast_inc4);
 			if (in->opsize == 8 && grp == 4)
 				return fast_jmp_rm;
 			if (in->opsize == 8 && grp == 2)
@@ -1905,6 +1930,7 @@ emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 	if (in->map == MAP_0F) {
 		switch (op) {
 		case 0x1f: return fast_nop;
+		case 0xc8 ... 0xcf: return wide ? fast_bswap : exec_insn;
 		case 0x40 ... 0x4f: return wide ? fast_cmov : exec_insn;
 		case 0x80 ... 0x8f: return fast_jcc[op & 15];
 		case 0x90 ... 0x9f: return fast_setcc;
