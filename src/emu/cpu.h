@@ -181,6 +181,10 @@ struct emu_insn {
 	/* How the executor runs it: set by the decoded-block cache (a handler
 	 * for this exact form, or the general one); the decoder leaves NULL. */
 	int (*exec)(struct emu_cpu *cpu, const struct emu_insn *in);
+	/* exec skips flags that a later instruction of the block overwrites
+	 * before anything can see them (exec.c: emu_exec_pick_block); exact
+	 * only when the whole block runs. */
+	bool flags_dead;
 };
 
 enum emu_decode_result {

@@ -520,6 +520,91 @@ static int string_once(struct ctx *c, unsigned size, bool *stop)
 
 #define STRING_BATCH 4096 /* iterations per step: interrupts get a look-in */
 
+/* REP MOVS and REP STOS forward (DF=0) on RAM, a chunk at a time: as
+ * many whole elements as fit before the next page boundary of the
+ * destination and of the source, copied with memmove (or element by
+ * element when the destination overlaps the source ahead of it, as the
+ * instruction's own order gives) or filled; RSI, RDI and RCX are written
+ * after each chunk as the instruction leaves them. An element that
+ * crosses a page, an address that faults, MMIO, a segment limit in the
+ * way: one iteration of string_once(), which raises the exact fault with
+ * the registers as the iterations before left them. At most
+ * STRING_CHUNKS chunks, then the instruction pauses (runs again) so that
+ * interrupts get a look-in. */
+#define STRING_CHUNKS 16
+
+static int string_fast(struct ctx *c, unsigned size)
+{
+	struct emu_cpu *cpu = c->cpu;
+	const struct emu_insn *in = c->in;
+	bool movs = in->op == 0xa4 || in->op == 0xa5, stop;
+	unsigned src_seg = in->seg != SR_NONE ? in->seg : SR_DS;
+	unsigned user = cpu->cpl == 3 ? ACC_USER : 0;
+	uint64_t amask = addr_mask(c);
+	int err;
+
+	for (unsigned k = 0; k < STRING_CHUNKS; k++) {
+		uint64_t count = count_reg(c), di = GPR(c, X86_RDI) & amask, si = GPR(c, X86_RSI) & amask;
+		uint64_t n, bytes, ldst, lsrc = 0, pdst, psrc;
+		uint8_t *hdst = NULL, *hsrc = NULL;
+
+		if (!count)
+			return 0;
+		n = count;
+		if (amask != ~0ULL) /* no wrap of SI/DI inside a chunk */
+			n = MIN(n, MIN((amask + 1 - di) / size, (amask + 1 - si) / size));
+		if (n && !emu_linear(cpu, SR_ES, di, size, ACC_WRITE, &ldst))
+			n = MIN(n, (4096 - (ldst & 0xfff)) / size);
+		else
+			n = 0;
+		if (n && movs && !emu_linear(cpu, src_seg, si, size, ACC_READ, &lsrc))
+			n = MIN(n, (4096 - (lsrc & 0xfff)) / size);
+		else if (movs)
+			n = 0;
+		bytes = n * size;
+		/* the whole chunk within the segments; source translated first,
+		 * as the instruction reads before it writes */
+		if (n && (emu_linear(cpu, SR_ES, di, (unsigned)bytes, ACC_WRITE, &ldst) ||
+			  (movs && emu_linear(cpu, src_seg, si, (unsigned)bytes, ACC_READ, &lsrc)) ||
+			  (movs && (emu_mmu_translate(cpu, lsrc, ACC_READ | user, &psrc, &hsrc) || !hsrc)) ||
+			  emu_mmu_translate(cpu, ldst, ACC_WRITE | user, &pdst, &hdst) || !hdst))
+			n = 0;
+		if (!n) {
+			if ((err = string_once(c, size, &stop)))
+				return err;
+			set_count(c, count - 1);
+			continue;
+		}
+		hdst += ldst & 0xfff;
+		if (movs) {
+			hsrc += lsrc & 0xfff;
+			if (hdst > hsrc && hdst < hsrc + bytes) {
+				for (uint64_t i = 0; i < bytes; i += size) {
+					uint64_t t;
+					memcpy(&t, hsrc + i, size);
+					memcpy(hdst + i, &t, size);
+				}
+			} else {
+				memmove(hdst, hsrc, bytes);
+			}
+			reg_write(c, X86_RSI, in->addrsize, si + bytes);
+		} else if (size == 1) {
+			memset(hdst, (uint8_t)GPR(c, X86_RAX), bytes);
+		} else {
+			uint64_t v = GPR(c, X86_RAX);
+			for (uint64_t i = 0; i < bytes; i += size)
+				memcpy(hdst + i, &v, size);
+		}
+		if ((pdst >> 12) == cpu->code_page)
+			cpu->code_written = true;
+		reg_write(c, X86_RDI, in->addrsize, di + bytes);
+		set_count(c, count - n);
+	}
+	if (count_reg(c))
+		c->next = cpu->rip; /* not done: run this instruction again */
+	return 0;
+}
+
 static int string_op(struct ctx *c, unsigned size)
 {
 	bool cond = c->in->op == 0xa6 || c->in->op == 0xa7 || c->in->op == 0xae || c->in->op == 0xaf;
@@ -528,6 +613,9 @@ static int string_op(struct ctx *c, unsigned size)
 
 	if (!c->in->rep)
 		return string_once(c, size, &stop);
+	if ((c->in->op == 0xa4 || c->in->op == 0xa5 || c->in->op == 0xaa || c->in->op == 0xab) &&
+	    !(c->cpu->rflags & FL_DF))
+		return string_fast(c, size);
 	for (unsigned i = 0; i < STRING_BATCH; i++) {
 		if (!count_reg(c))
 			return 0;
@@ -1083,9 +1171,26 @@ static inline bool canonical_addr(uint64_t a)
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
+/* 8-byte PUSH and POP in 64-bit mode (SS has no base or limit there), for
+ * the fast handlers: emu_push/emu_peek with the size a constant. */
+static inline int push64(struct emu_cpu *cpu, uint64_t v)
+{
+	uint64_t sp = cpu->gpr[X86_RSP] - 8;
+
+	if (emu_write_inl(cpu, SR_SS, sp, 8, v))
+		return -EFAULT;
+	cpu->gpr[X86_RSP] = sp;
+	return 0;
+}
+
+static inline int peek64(struct emu_cpu *cpu, uint64_t *v)
+{
+	return emu_read_inl(cpu, SR_SS, cpu->gpr[X86_RSP], 8, v);
+}
+
 /* r/m op= imm or reg, through memory: the flags come back if the write
  * faults, so the fault leaves the state as before. */
-static int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
+static inline int alu_mem(struct ctx *c, unsigned size, unsigned op, uint64_t src)
 {
 	struct emu_cpu *cpu = c->cpu;
 	struct emu_lazy_flags lf = cpu->lf;
@@ -1117,10 +1222,10 @@ static inline int fast_rm_read(struct ctx *c, unsigned size, uint64_t *v)
 }
 
 /* 01 09 11 19 21 29 31 39: r/m op= reg */
-static int fast_alu_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int alu_rm_reg_sized(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned size = in->opsize, op = in->op >> 3;
+	unsigned op = in->op >> 3;
 	uint64_t res;
 
 	if (in->mod == 3) {
@@ -1134,10 +1239,9 @@ static int fast_alu_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* 03 0B 13 1B 23 2B 33 3B: reg op= r/m */
-static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int alu_reg_rm_sized(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned size = in->opsize;
 	uint64_t src, res;
 
 	if (fast_rm_read(&c, size, &src))
@@ -1149,10 +1253,10 @@ static int fast_alu_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* 81 83: r/m op= imm */
-static int fast_alu_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int alu_rm_imm_sized(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned size = in->opsize, op = in->reg & 7;
+	unsigned op = in->reg & 7;
 	uint64_t res;
 
 	if (in->mod == 3) {
@@ -1164,6 +1268,14 @@ static int fast_alu_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->rip = c.next;
 	return EMU_OK;
 }
+
+/* the three above per operand size: a constant size for the inline TLB path */
+#define ALU_SIZED(form, size) \
+	static int fast_##form##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return form##_sized(cpu, in, size); }
+ALU_SIZED(alu_rm_reg, 4) ALU_SIZED(alu_rm_reg, 8) ALU_SIZED(alu_reg_rm, 4) ALU_SIZED(alu_reg_rm, 8)
+ALU_SIZED(alu_rm_imm, 4) ALU_SIZED(alu_rm_imm, 8)
+#undef ALU_SIZED
 
 /* 05 0D ... 3D: rAX op= imm */
 static int fast_alu_acc_imm(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -1190,34 +1302,44 @@ static int fast_test(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
-/* 89: MOV r/m, reg */
-static int fast_mov_store(struct emu_cpu *cpu, const struct emu_insn *in)
+/* 89 8B: MOV r/m, reg and MOV reg, r/m, one handler per operand size and
+ * form, so that the inline TLB path sees a constant size */
+static inline int mov_store(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
 
-	if (in->mod == 3) {
-		gpr_set(cpu, in->rm, in->opsize, cpu->gpr[in->reg]);
-	} else {
-		calc_ea(&c);
-		if (emu_write_inl(cpu, c.seg, c.ea, in->opsize, cpu->gpr[in->reg]))
-			return EMU_FAULT;
-	}
+	calc_ea(&c);
+	if (emu_write_inl(cpu, c.seg, c.ea, size, cpu->gpr[in->reg]))
+		return EMU_FAULT;
 	cpu->rip = c.next;
 	return EMU_OK;
 }
 
-/* 8B: MOV reg, r/m */
-static int fast_mov_load(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int mov_load(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
 {
 	FAST_CTX(c, cpu, in);
 	uint64_t v;
 
-	if (fast_rm_read(&c, in->opsize, &v))
+	calc_ea(&c);
+	if (emu_read_inl(cpu, c.seg, c.ea, size, &v))
 		return EMU_FAULT;
-	gpr_set(cpu, in->reg, in->opsize, v);
+	gpr_set(cpu, in->reg, size, v);
 	cpu->rip = c.next;
 	return EMU_OK;
 }
+
+#define MOV_SIZED(size) \
+	static int fast_mov_store##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return mov_store(cpu, in, size); } \
+	static int fast_mov_load##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ return mov_load(cpu, in, size); } \
+	static int fast_mov_rr##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ gpr_set(cpu, in->rm, size, cpu->gpr[in->reg]); cpu->rip += in->len; return EMU_OK; } \
+	static int fast_mov_rr_load##size(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ gpr_set(cpu, in->reg, size, cpu->gpr[in->rm]); cpu->rip += in->len; return EMU_OK; }
+MOV_SIZED(4)
+MOV_SIZED(8)
+#undef MOV_SIZED
 
 /* C7 /0: MOV r/m, imm32 (sign-extended) */
 static int fast_mov_imm_rm(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -1298,7 +1420,7 @@ static int fast_call(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	if (!canonical_addr(target))
 		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
-	if (emu_push(cpu, 8, ret))
+	if (push64(cpu, ret))
 		return EMU_FAULT;
 	cpu->rip = target;
 	return EMU_OK;
@@ -1310,11 +1432,11 @@ static int fast_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t v;
 
 	(void)in;
-	if (emu_peek(cpu, 8, 0, &v))
+	if (peek64(cpu, &v))
 		return EMU_FAULT;
 	if (!canonical_addr(v))
 		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
-	emu_pop_commit(cpu, 8);
+	cpu->gpr[X86_RSP] += 8;
 	cpu->rip = v;
 	return EMU_OK;
 }
@@ -1322,7 +1444,7 @@ static int fast_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 /* 50-57: PUSH reg (64-bit) */
 static int fast_push(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	if (emu_push(cpu, 8, cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)]))
+	if (push64(cpu, cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)]))
 		return EMU_FAULT;
 	cpu->rip += in->len;
 	return EMU_OK;
@@ -1333,25 +1455,49 @@ static int fast_pop(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t v;
 
-	if (emu_peek(cpu, 8, 0, &v))
+	if (peek64(cpu, &v))
 		return EMU_FAULT;
-	emu_pop_commit(cpu, 8);
+	cpu->gpr[X86_RSP] += 8;
 	cpu->gpr[(in->op & 7) | ((in->rex & 1) << 3)] = v;
 	cpu->rip += in->len;
 	return EMU_OK;
 }
 
 /* FF /0 /1 with a register: INC/DEC (CF kept) */
-static int fast_incdec(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int incdec(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size, bool dec)
 {
-	unsigned size = in->opsize;
 	uint64_t old = cpu->gpr[in->rm] & mask_of(size);
-	bool dec = in->reg & 1;
 	uint64_t res = (dec ? old - 1 : old + 1) & mask_of(size);
 
-	cpu->rflags = (cpu->rflags & ~FL_CF) | (emu_flag(cpu, FL_CF) ? FL_CF : 0);
+	/* CF is kept: already in rflags after INC/DEC, else from the lazy state */
+	if (cpu->lf.op != FLOP_INC && cpu->lf.op != FLOP_DEC)
+		cpu->rflags = (cpu->rflags & ~FL_CF) | (emu_flag(cpu, FL_CF) ? FL_CF : 0);
 	emu_flags_lazy(cpu, dec ? FLOP_DEC : FLOP_INC, size, old, 1, res);
 	gpr_set(cpu, in->rm, size, res);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* per size and direction: constants for the masks */
+static int fast_inc4(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 4, false); }
+static int fast_dec4(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 4, true); }
+static int fast_inc8(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 8, false); }
+static int fast_dec8(struct emu_cpu *cpu, const struct emu_insn *in) { return incdec(cpu, in, 8, true); }
+
+/* F7 /2 with a register: NOT (no flags) */
+static int fast_not_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	gpr_set(cpu, in->rm, in->opsize, ~cpu->gpr[in->rm]);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 0F C8-CF, 32/64-bit: BSWAP */
+static int fast_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned r = (in->op & 7) | ((in->rex & 1) << 3);
+
+	cpu->gpr[r] = in->opsize == 8 ? __builtin_bswap64(cpu->gpr[r]) : __builtin_bswap32((uint32_t)cpu->gpr[r]);
 	cpu->rip += in->len;
 	return EMU_OK;
 }
@@ -1367,28 +1513,6 @@ static int fast_shift(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (shift(&c, in->opsize, in->reg & 7, count))
 		return EMU_FAULT;
 	cpu->rip = c.next;
-	return EMU_OK;
-}
-
-/* C1 /4 /5 /7 with a register: SHL/SHR/SAR reg, imm8 */
-static int fast_shift_reg_imm(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	unsigned size = in->opsize, op = in->reg & 7;
-	unsigned count = in->imm & (size == 8 ? 63 : 31);
-	uint64_t v = cpu->gpr[in->rm] & mask_of(size), r;
-
-	if (count) {
-		if (op == 4)
-			r = (v << count) & mask_of(size);
-		else if (op == 5)
-			r = v >> count;
-		else
-			r = (uint64_t)((int64_t)sext(v, size) >> count) & mask_of(size);
-		emu_flags_lazy(cpu, op == 4 ? FLOP_SHL : op == 5 ? FLOP_SHR : FLOP_SAR, size, v, count, r);
-		v = r;
-	}
-	gpr_set(cpu, in->rm, size, v); /* a zero count still zero-extends a 32-bit register */
-	cpu->rip += in->len;
 	return EMU_OK;
 }
 
@@ -1408,10 +1532,9 @@ static int fast_imul(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* 0F B6 B7 BE BF: MOVZX / MOVSX; 63: MOVSXD */
-static int fast_movx(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline int movx(struct emu_cpu *cpu, const struct emu_insn *in, unsigned from)
 {
 	FAST_CTX(c, cpu, in);
-	unsigned from = in->map == MAP_1B ? 4 : (in->op & 1) ? 2 : 1;
 	uint64_t v;
 
 	if (in->mod == 3) {
@@ -1428,6 +1551,11 @@ static int fast_movx(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
+/* per source size: a constant size for the inline TLB path */
+static int fast_movx1(struct emu_cpu *cpu, const struct emu_insn *in) { return movx(cpu, in, 1); }
+static int fast_movx2(struct emu_cpu *cpu, const struct emu_insn *in) { return movx(cpu, in, 2); }
+static int fast_movx4(struct emu_cpu *cpu, const struct emu_insn *in) { return movx(cpu, in, 4); }
+
 /* 0F 40-4F: CMOVcc */
 static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -1441,55 +1569,477 @@ static int fast_cmov(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
+/* ALU on registers only, one handler per operation, size and form, so
+ * that the operation and the operand size are constants: 01-39 /r and
+ * 03-3B /r with mod 3, 81/83 with mod 3, 85 with mod 3 (TEST). ADC and
+ * SBB stay on fast_alu_*. */
+static inline void alu_regs(struct emu_cpu *cpu, unsigned op, unsigned size, unsigned dst, uint64_t src)
+{
+	uint64_t m = mask_of(size), d = cpu->gpr[dst] & m, r;
+
+	src &= m;
+	switch (op) {
+	case ALU_ADD: r = (d + src) & m; emu_flags_lazy(cpu, FLOP_ADD, size, d, src, r); break;
+	case ALU_SUB:
+	case ALU_CMP: r = (d - src) & m; emu_flags_lazy(cpu, FLOP_SUB, size, d, src, r); break;
+	case ALU_OR: r = d | src; emu_flags_lazy(cpu, FLOP_LOGIC, size, d, src, r); break;
+	case ALU_AND: r = d & src; emu_flags_lazy(cpu, FLOP_LOGIC, size, d, src, r); break;
+	default: r = d ^ src; emu_flags_lazy(cpu, FLOP_LOGIC, size, d, src, r); break;
+	}
+	if (op != ALU_CMP)
+		cpu->gpr[dst] = r; /* masked: a 32-bit result zero-extends */
+}
+
+#define ALU_REGS(opn, op, size) \
+	static int fast_##opn##size##_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ alu_regs(cpu, op, size, in->rm, cpu->gpr[in->reg]); cpu->rip += in->len; return EMU_OK; } \
+	static int fast_##opn##size##_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ alu_regs(cpu, op, size, in->reg, cpu->gpr[in->rm]); cpu->rip += in->len; return EMU_OK; } \
+	static int fast_##opn##size##_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{ alu_regs(cpu, op, size, in->rm, in->imm); cpu->rip += in->len; return EMU_OK; }
+#define ALU_REGS_SIZES(opn, op) ALU_REGS(opn, op, 4) ALU_REGS(opn, op, 8)
+ALU_REGS_SIZES(add, ALU_ADD) ALU_REGS_SIZES(or, ALU_OR) ALU_REGS_SIZES(and, ALU_AND)
+ALU_REGS_SIZES(sub, ALU_SUB) ALU_REGS_SIZES(xor, ALU_XOR) ALU_REGS_SIZES(cmp, ALU_CMP)
+#undef ALU_REGS_SIZES
+#undef ALU_REGS
+
+#define ALU_REGS_ROW(opn) { { fast_##opn##4_rm_reg, fast_##opn##4_reg_rm, fast_##opn##4_rm_imm }, \
+			    { fast_##opn##8_rm_reg, fast_##opn##8_reg_rm, fast_##opn##8_rm_imm } }
+/* [op][size == 8][0: r/m op= reg, 1: reg op= r/m, 2: r/m op= imm]; NULL for ADC/SBB */
+static const emu_exec_fn fast_alu_regs[8][2][3] = {
+	[ALU_ADD] = ALU_REGS_ROW(add), [ALU_OR] = ALU_REGS_ROW(or), [ALU_AND] = ALU_REGS_ROW(and),
+	[ALU_SUB] = ALU_REGS_ROW(sub), [ALU_XOR] = ALU_REGS_ROW(xor), [ALU_CMP] = ALU_REGS_ROW(cmp),
+};
+#undef ALU_REGS_ROW
+
+static int fast_test4_rr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t r = (uint32_t)(cpu->gpr[in->rm] & cpu->gpr[in->reg]);
+
+	emu_flags_lazy(cpu, FLOP_LOGIC, 4, (uint32_t)cpu->gpr[in->rm], (uint32_t)cpu->gpr[in->reg], r);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+static int fast_test8_rr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t r = cpu->gpr[in->rm] & cpu->gpr[in->reg];
+
+	emu_flags_lazy(cpu, FLOP_LOGIC, 8, cpu->gpr[in->rm], cpu->gpr[in->reg], r);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* Byte operations: 00-3A /r (even, ALU), 80 (ALU imm8), 84 (TEST), 88 8A
+ * (MOV), C6 /0 (MOV imm8), B0-B7 (MOV r8, imm8), F6 /0 (TEST imm8);
+ * registers through reg_read/reg_write for AH-BH without REX. */
+static int alu8_rm(struct emu_cpu *cpu, const struct emu_insn *in, unsigned op, uint64_t src)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t res;
+
+	if (in->mod == 3) {
+		if (alu(&c, 1, reg_read(&c, in->rm, 1), src, op, &res))
+			reg_write(&c, in->rm, 1, res);
+	} else if (alu_mem(&c, 1, op, src)) {
+		return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+static int fast_alu8_rm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	return alu8_rm(cpu, in, in->op >> 3, reg_read(&c, in->reg, 1));
+}
+
+static int fast_alu8_rm_imm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	return alu8_rm(cpu, in, in->reg & 7, in->imm);
+}
+
+/* the r/m8 operand, register or memory */
+static inline int rm8_read(struct ctx *c, uint64_t *v)
+{
+	if (c->in->mod == 3) {
+		*v = reg_read(c, c->in->rm, 1);
+		return 0;
+	}
+	calc_ea(c);
+	return emu_read_inl(c->cpu, c->seg, c->ea, 1, v);
+}
+
+static int fast_alu8_reg_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v, res;
+
+	if (rm8_read(&c, &v))
+		return EMU_FAULT;
+	if (alu(&c, 1, reg_read(&c, in->reg, 1), v, in->op >> 3, &res))
+		reg_write(&c, in->reg, 1, res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 84 (TEST r/m8, r8) and F6 /0 (TEST r/m8, imm8) */
+static int fast_test8(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v, res;
+
+	if (rm8_read(&c, &v))
+		return EMU_FAULT;
+	alu(&c, 1, v, in->op == 0x84 ? reg_read(&c, in->reg, 1) : in->imm, ALU_AND, &res);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 88: MOV r/m8, r8; C6 /0: MOV r/m8, imm8 */
+static int fast_mov8_store(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v = in->op == 0x88 ? reg_read(&c, in->reg, 1) : in->imm;
+
+	if (in->mod == 3) {
+		reg_write(&c, in->rm, 1, v);
+	} else {
+		calc_ea(&c);
+		if (emu_write_inl(cpu, c.seg, c.ea, 1, v))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 8A: MOV r8, r/m8 */
+static int fast_mov8_load(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (rm8_read(&c, &v))
+		return EMU_FAULT;
+	reg_write(&c, in->reg, 1, v);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* B0-B7: MOV r8, imm8 */
+static int fast_mov8_imm_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+
+	reg_write(&c, (in->op & 7) | ((in->rex & 1) << 3), 1, in->imm);
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 0F 90-9F: SETcc r/m8 */
+static int fast_setcc(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v = emu_cond(cpu, in->op & 15);
+
+	if (in->mod == 3) {
+		reg_write(&c, in->rm, 1, v);
+	} else {
+		calc_ea(&c);
+		if (emu_write_inl(cpu, c.seg, c.ea, 1, v))
+			return EMU_FAULT;
+	}
+	cpu->rip = c.next;
+	return EMU_OK;
+}
+
+/* 87 with mod 3: XCHG reg, reg (no memory: nothing to lock) */
+static int fast_xchg_rr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t a = cpu->gpr[in->rm], b = cpu->gpr[in->reg];
+
+	gpr_set(cpu, in->reg, in->opsize, a);
+	gpr_set(cpu, in->rm, in->opsize, b);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* 90 (no REX.B), 0F 1F: NOP */
+static int fast_nop(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+/* FF /4: JMP r/m64 */
+static int fast_jmp_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (fast_rm_read(&c, 8, &v))
+		return EMU_FAULT;
+	if (!canonical_addr(v))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	cpu->rip = v;
+	return EMU_OK;
+}
+
+/* FF /2: CALL r/m64 */
+static int fast_call_rm(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	FAST_CTX(c, cpu, in);
+	uint64_t v;
+
+	if (fast_rm_read(&c, 8, &v))
+		return EMU_FAULT;
+	if (!canonical_addr(v))
+		return emu_fault(cpu, EXC_GP, true, 0), EMU_FAULT;
+	if (push64(cpu, c.next))
+		return EMU_FAULT;
+	cpu->rip = v;
+	return EMU_OK;
+}
+
+/* C1 D1 D3 with a register, 32/64-bit: ROL/ROR/SHL/SHR/SAR by imm8, 1 or
+ * CL (RCL/RCR and SAL's /6 stay on fast_shift) */
+static int fast_shift_reg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize, bits = size * 8, op = in->reg & 7;
+	unsigned count = in->op == 0xc1 ? in->imm : in->op == 0xd1 ? 1 : cpu->gpr[X86_RCX];
+	uint64_t m = mask_of(size), v = cpu->gpr[in->rm] & m, r;
+
+	count &= size == 8 ? 63 : 31;
+	if (count) {
+		switch (op) {
+		case 0: /* ROL */
+		case 1: { /* ROR */
+			unsigned n = count & (bits - 1);
+			bool cf, of;
+
+			r = !n ? v : op == 0 ? ((v << n) | (v >> (bits - n))) & m
+					     : ((v >> n) | (v << (bits - n))) & m;
+			cf = op == 0 ? r & 1 : (r >> (bits - 1)) & 1;
+			of = op == 0 ? ((r >> (bits - 1)) & 1) ^ cf : ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1;
+			emu_flags_update(cpu, FL_CF | FL_OF, (cf ? FL_CF : 0) | (of ? FL_OF : 0));
+			break;
+		}
+		case 4:
+			r = (v << count) & m;
+			emu_flags_lazy(cpu, FLOP_SHL, size, v, count, r);
+			break;
+		case 5:
+			r = v >> count;
+			emu_flags_lazy(cpu, FLOP_SHR, size, v, count, r);
+			break;
+		default:
+			r = (uint64_t)((int64_t)sext(v, size) >> count) & m;
+			emu_flags_lazy(cpu, FLOP_SAR, size, v, count, r);
+			break;
+		}
+		v = r;
+	}
+	gpr_set(cpu, in->rm, size, v); /* a zero count still zero-extends a 32-bit register */
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
 static int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in);
 
 emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode)
 {
-	bool wide = in->opsize == 4 || in->opsize == 8;
-	unsigned op = in->op;
+	bool wide = in->opsize == 4 || in->opsize == 8, reg = in->has_modrm && in->mod == 3;
+	unsigned op = in->op, grp = in->reg & 7;
 
 	if (mode != MODE_LONG64 || in->lock || in->rep)
 		return exec_insn;
 	if (in->map == MAP_1B) {
+		if (op < 0x40 && (op & 5) == 1 && reg && wide && fast_alu_regs[op >> 3][0][0])
+			return fast_alu_regs[op >> 3][in->opsize == 8][(op >> 1) & 1];
 		if (op < 0x40 && (op & 7) == 1 && wide)
-			return fast_alu_rm_reg;
+			return in->opsize == 8 ? fast_alu_rm_reg8 : fast_alu_rm_reg4;
 		if (op < 0x40 && (op & 7) == 3 && wide)
-			return fast_alu_reg_rm;
+			return in->opsize == 8 ? fast_alu_reg_rm8 : fast_alu_reg_rm4;
 		if (op < 0x40 && (op & 7) == 5 && wide)
 			return fast_alu_acc_imm;
+		if (op < 0x40 && (op & 7) == 0)
+			return fast_alu8_rm_reg;
+		if (op < 0x40 && (op & 7) == 2)
+			return fast_alu8_reg_rm;
 		switch (op) {
 		case 0x50 ... 0x57: return in->opsize == 8 ? fast_push : exec_insn;
 		case 0x58 ... 0x5f: return in->opsize == 8 ? fast_pop : exec_insn;
-		case 0x63: return wide ? fast_movx : exec_insn;
+		case 0x63: return wide ? fast_movx4 : exec_insn;
 		case 0x70 ... 0x7f: return fast_jcc[op & 15];
-		case 0x81: case 0x83: return wide ? fast_alu_rm_imm : exec_insn;
-		case 0x85: return wide ? fast_test : exec_insn;
-		case 0x89: return wide ? fast_mov_store : exec_insn;
-		case 0x8b: return wide ? fast_mov_load : exec_insn;
+		case 0x80: return fast_alu8_rm_imm;
+		case 0x81: case 0x83:
+			if (reg && wide && fast_alu_regs[grp][0][0])
+				return fast_alu_regs[grp][in->opsize == 8][2];
+			return !wide ? exec_insn : in->opsize == 8 ? fast_alu_rm_imm8 : fast_alu_rm_imm4;
+		case 0x84: return fast_test8;
+		case 0x85:
+			if (reg && wide)
+				return in->opsize == 8 ? fast_test8_rr : fast_test4_rr;
+			return wide ? fast_test : exec_insn;
+		case 0x87: return reg && wide ? fast_xchg_rr : exec_insn;
+		case 0x88: return fast_mov8_store;
+		case 0x89:
+			if (!wide)
+				return exec_insn;
+			if (reg)
+				return in->opsize == 8 ? fast_mov_rr8 : fast_mov_rr4;
+			return in->opsize == 8 ? fast_mov_store8 : fast_mov_store4;
+		case 0x8a: return fast_mov8_load;
+		case 0x8b:
+			if (!wide)
+				return exec_insn;
+			if (reg)
+				return in->opsize == 8 ? fast_mov_rr_load8 : fast_mov_rr_load4;
+			return in->opsize == 8 ? fast_mov_load8 : fast_mov_load4;
 		case 0x8d: return wide ? fast_lea : exec_insn;
+		case 0x90: return in->rex & 1 ? exec_insn : fast_nop;
+		case 0xb0 ... 0xb7: return fast_mov8_imm_reg;
 		case 0xb8 ... 0xbf: return wide ? fast_mov_imm_reg : exec_insn;
 		case 0xc1:
-			if (wide && in->mod == 3 && ((in->reg & 7) == 4 || (in->reg & 7) == 5 || (in->reg & 7) == 7))
-				return fast_shift_reg_imm;
+			if (wide && reg && grp != 2 && grp != 3 && grp != 6)
+				return fast_shift_reg;
 			return wide ? fast_shift : exec_insn;
-		case 0xd1: case 0xd3: return wide ? fast_shift : exec_insn;
+		case 0xd1: case 0xd3:
+			if (wide && reg && grp != 2 && grp != 3 && grp != 6)
+				return fast_shift_reg;
+			return wide ? fast_shift : exec_insn;
 		case 0xc3: return fast_ret;
-		case 0xc7: return wide && (in->reg & 7) == 0 ? fast_mov_imm_rm : exec_insn;
+		case 0xc6: return grp == 0 ? fast_mov8_store : exec_insn;
+		case 0xc7: return wide && grp == 0 ? fast_mov_imm_rm : exec_insn;
 		case 0xe8: return fast_call;
 		case 0xe9: case 0xeb: return fast_jmp;
-		case 0xff: return wide && in->mod == 3 && (in->reg & 7) < 2 ? fast_incdec : exec_insn;
+		case 0xf6: return grp == 0 ? fast_test8 : exec_insn;
+		case 0xf7: return wide && reg && grp == 2 ? fast_not_reg : exec_insn;
+		case 0xff:
+			if (wide && reg && grp < 2)
+				return in->opsize == 8 ? (grp ? fast_dec8 : fast_inc8) : (grp ? fast_dec4 : fast_inc4);
+			if (in->opsize == 8 && grp == 4)
+				return fast_jmp_rm;
+			if (in->opsize == 8 && grp == 2)
+				return fast_call_rm;
+			return exec_insn;
 		}
 		return exec_insn;
 	}
 	if (in->map == MAP_0F) {
 		switch (op) {
+		case 0x1f: return fast_nop;
+		case 0xc8 ... 0xcf: return wide ? fast_bswap : exec_insn;
 		case 0x40 ... 0x4f: return wide ? fast_cmov : exec_insn;
 		case 0x80 ... 0x8f: return fast_jcc[op & 15];
+		case 0x90 ... 0x9f: return fast_setcc;
 		case 0xaf: return wide ? fast_imul : exec_insn;
-		case 0xb6: case 0xb7: case 0xbe: case 0xbf: return wide ? fast_movx : exec_insn;
+		case 0xb6: case 0xbe: return wide ? fast_movx1 : exec_insn;
+		case 0xb7: case 0xbf: return wide ? fast_movx2 : exec_insn;
 		}
 	}
 	return exec_insn;
+}
+
+/* ---- flags nobody sees ----
+ *
+ * A rotate writes CF and OF, at the price of evaluating the lazy flags
+ * (it keeps the other four). In compiled code (SHA-256, MD5, hashes) the
+ * next flag-writing ADD/XOR/AND comes a few register-only instructions
+ * later, so nothing ever reads them. Within a block, a rotate's flags
+ * are dead when, before anything could read them, an instruction
+ * overwrites both CF and OF; in between only instructions that neither
+ * read flags nor can fault or leave the block (a fault or an interrupt
+ * would see the flags). The block must run to its end for this to hold:
+ * the executor runs a block cut short by its budget with exact handlers
+ * (run_insns). */
+
+enum flag_use { FU_BARRIER, FU_NEUTRAL, FU_KILL };
+
+static enum flag_use flag_use(const struct emu_insn *in)
+{
+	bool reg = in->has_modrm && in->mod == 3;
+	unsigned op = in->op, grp = in->reg & 7;
+
+	if (in->lock || in->rep)
+		return FU_BARRIER;
+	if (in->map == MAP_1B) {
+		if (op < 0x40 && (op & 7) < 4)  /* ALU r/m, reg */
+			return !reg ? FU_BARRIER : (op >> 3) == ALU_ADC || (op >> 3) == ALU_SBB ? FU_BARRIER : FU_KILL;
+		switch (op) {
+		case 0x80: case 0x81: case 0x83:
+			return reg && grp != ALU_ADC && grp != ALU_SBB ? FU_KILL : FU_BARRIER;
+		case 0x84: case 0x85:
+			return reg ? FU_KILL : FU_BARRIER;
+		case 0x86 ... 0x8b:
+			return reg ? FU_NEUTRAL : FU_BARRIER;
+		case 0x8d: /* LEA (a register operand is #UD) */
+			return reg ? FU_BARRIER : FU_NEUTRAL;
+		case 0x90 ... 0x97: case 0xb0 ... 0xbf: /* XCHG rAX, NOP; MOV reg, imm */
+			return FU_NEUTRAL;
+		case 0xc6: case 0xc7:
+			return reg && grp == 0 ? FU_NEUTRAL : FU_BARRIER;
+		case 0xc1: case 0xd1: {
+			unsigned count = (op == 0xd1 ? 1 : in->imm) & (in->opsize == 8 ? 63 : 31);
+			if (!reg || grp == 2 || grp == 3 || grp == 6) /* RCL/RCR read CF */
+				return FU_BARRIER;
+			return count ? FU_KILL : FU_NEUTRAL;
+		}
+		case 0xf6: case 0xf7:
+			return reg && grp == 2 ? FU_NEUTRAL : FU_BARRIER; /* NOT */
+		}
+		return FU_BARRIER;
+	}
+	if (in->map == MAP_0F) {
+		switch (op) {
+		case 0x1f: case 0xc8 ... 0xcf:
+			return FU_NEUTRAL;
+		case 0xb6: case 0xb7: case 0xbe: case 0xbf:
+			return reg ? FU_NEUTRAL : FU_BARRIER;
+		}
+	}
+	return FU_BARRIER;
+}
+
+/* fast_shift_reg for ROL/ROR without the flags */
+static int fast_rot_reg_nf(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->opsize, bits = size * 8;
+	unsigned count = in->op == 0xc1 ? in->imm : in->op == 0xd1 ? 1 : cpu->gpr[X86_RCX];
+	uint64_t m = mask_of(size), v = cpu->gpr[in->rm] & m;
+	unsigned n = count & (bits - 1);
+
+	if (n)
+		v = (in->reg & 7) == 0 ? ((v << n) | (v >> (bits - n))) & m : ((v >> n) | (v << (bits - n))) & m;
+	gpr_set(cpu, in->rm, size, v);
+	cpu->rip += in->len;
+	return EMU_OK;
+}
+
+void emu_exec_pick_block(struct emu_insn *insns, unsigned n, enum emu_mode mode)
+{
+	for (unsigned i = 0; i < n; i++) {
+		insns[i].exec = emu_exec_pick(&insns[i], mode);
+		insns[i].flags_dead = false;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct emu_insn *in = &insns[i];
+
+		if (in->exec != fast_shift_reg || (in->reg & 7) > 1)
+			continue;
+		for (unsigned j = i + 1; j < n; j++) {
+			enum flag_use u = flag_use(&insns[j]);
+
+			if (u == FU_BARRIER)
+				break;
+			if (u == FU_KILL) {
+				in->exec = fast_rot_reg_nf;
+				in->flags_dead = true;
+				break;
+			}
+		}
+	}
 }
 
 /* ---- fetch, decode, execute ---- */
@@ -1585,57 +2135,133 @@ static int step_slow(struct emu_cpu *cpu)
 	return exec_insn(cpu, &in);
 }
 
-/* Runs the block at cpu->rip (or one instruction the slow way): at most
- * budget instructions, *ran of them run. */
-static inline int run_block(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
+/* Runs n (>= 1) of the full instructions of a block from cpu->rip, or fewer: it
+ * leaves the block when an instruction did not return EMU_OK, did not
+ * fall through (a taken branch, a paused REP string, IP wrapping), or
+ * wrote to the block's code page (cpu->code_written, see access.c): the
+ * next lookup validates the bytes again. *ran is how many ran. */
+static inline int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned full,
+			    unsigned *ran)
 {
-	const struct emu_block *b;
-	const struct emu_insn *in;
-	uint64_t ppage, expect;
-	uint8_t *host;
-	unsigned n;
+	const struct emu_insn *first = in, *end = in + n;
+	/* the CS limit, outside 64-bit and real mode: the fetch checked the
+	 * block's first instruction */
+	bool limit = cpu->mode != MODE_LONG64 && cpu->mode != MODE_REAL;
+	uint64_t expect = cpu->rip;
 	int st;
 
-	*ran = 1;
-	if (code_page(cpu, &host, &ppage))
-		return EMU_FAULT;
-	if (!host || !(b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in)))
-		return step_slow(cpu);
-	n = MIN((unsigned)b->ninsn, budget);
-	expect = cpu->rip;
-	cpu->code_page = ppage;
 	cpu->code_written = false;
-	for (unsigned i = 0;; i++, in++) {
-		/* CS limit: the block's first instruction was checked above */
-		if (i && cpu->mode != MODE_LONG64 && cpu->mode != MODE_REAL &&
-		    cpu->rip > cpu->seg[SR_CS].limit)
-			return EMU_OK;
+	if (__builtin_expect(n < full, 0)) {
+		/* cut short by the budget: the flags must be exact where it stops */
+		do {
+			st = in->flags_dead || cpu->interrupt_shadow ? exec_insn(cpu, in) : in->exec(cpu, in);
+			expect += in->len;
+			in++;
+		} while (st == EMU_OK && in != end && cpu->rip == expect && !cpu->code_written &&
+			 !(limit && cpu->rip > cpu->seg[SR_CS].limit));
+		goto out;
+	}
+	if (cpu->interrupt_shadow) {
 		/* The handlers leave the interrupt shadow alone: ending it is the
 		 * general path's (only the first instruction of a block can be in
 		 * one: what starts a shadow ends its block). */
-		st = cpu->interrupt_shadow ? exec_insn(cpu, in) : in->exec(cpu, in);
-		*ran = i + 1;
+		st = exec_insn(cpu, in);
 		expect += in->len;
-		/* Leave the block when the instruction went elsewhere (a taken
-		 * branch, a paused REP, IP wrapping) or wrote to this code page:
-		 * the next lookup validates the bytes again. */
-		if (st != EMU_OK || i + 1 == n || cpu->rip != expect || cpu->code_written)
-			return st;
+		in++;
+		if (st != EMU_OK || in == end || cpu->rip != expect || cpu->code_written)
+			goto out;
 	}
+	for (;;) {
+		if (limit && in != first && cpu->rip > cpu->seg[SR_CS].limit) {
+			st = EMU_OK; /* the fetch of this one raises #GP */
+			goto out;
+		}
+		st = in->exec(cpu, in);
+		expect += in->len;
+		in++;
+		if (__builtin_expect(st != EMU_OK || cpu->rip != expect || cpu->code_written, 0) || in == end)
+			break;
+	}
+out:
+	*ran = (unsigned)(in - first);
+	return st;
 }
 
+/* Runs block after block. A block is found by its physical address
+ * through the cache's hash table (emu_icache_find), or — chaining — from
+ * the block that ran before it, which remembers its successors: taken
+ * when both are in 64-bit mode on the same code page, that page's
+ * translation still the one cpu->fetch holds, and the previous block
+ * ended with an instruction that changes nothing the fetch depends on
+ * (icache.c: chains()). A chained entry skips the fetch's translation and
+ * the hash; both skip the byte compare for blocks already compared in
+ * this session (icache.h), which ends when this CPU writes to the code
+ * page, leaves it, faults, or leaves emu_run(). The budget and the kick
+ * flag are looked at after every block, chained or not. */
 int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 {
+	struct emu_icache *c = emu_icache_get();
+	struct emu_block *prev = NULL, *b;
+	const struct emu_insn *in;
+	uint64_t sess_page = ~0ULL, ppage, entry = 0;
 	unsigned done = 0, n;
+	uint8_t *host;
 	int st;
 
 	if (!budget)
 		budget = 1;
-	do {
-		st = run_block(cpu, budget - done, &n);
+	for (;;) {
+		b = NULL;
+		if (prev && cpu->mode == MODE_LONG64 && (cpu->rip >> 12) == cpu->fetch.vpage &&
+		    cpu->fetch.gen == cpu->tlb_gen && cpu->fetch.cpl == cpu->cpl &&
+		    cpu->fetch.ppage == sess_page) {
+			b = emu_icache_follow(prev, cpu->rip != entry + prev->nbytes,
+					      sess_page << 12 | (cpu->rip & 0xfff), cpu->fetch.host,
+					      MODE_LONG64, &in);
+		}
+		if (!b) {
+			if (code_page(cpu, &host, &ppage)) {
+				st = EMU_FAULT;
+				n = 1; /* the faulting one counts */
+				goto next;
+			}
+			if (!host || !c) {
+				sess_page = ~0ULL; /* whatever this one writes: a new session after */
+				prev = NULL;
+				st = step_slow(cpu);
+				n = 1;
+				goto next;
+			}
+			if (ppage != sess_page) {
+				c->session++;
+				sess_page = ppage;
+				prev = NULL; /* links stay within a page */
+			}
+			b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in);
+			if (!b) {
+				sess_page = ~0ULL;
+				prev = NULL;
+				st = step_slow(cpu);
+				n = 1;
+				goto next;
+			}
+			if (prev && prev->chain && b->mode == MODE_LONG64)
+				prev->next[cpu->rip != entry + prev->nbytes] = b;
+		}
+		entry = cpu->rip;
+		cpu->code_page = sess_page;
+		st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
+		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
+		if (cpu->code_written) {
+			sess_page = ~0ULL;
+			prev = NULL;
+		}
+next:
 		done += n;
-	} while (st == EMU_OK && done < budget &&
-		 !(cpu->stop && atomic_load_explicit(cpu->stop, memory_order_relaxed)));
+		if (st != EMU_OK || done >= budget ||
+		    (cpu->stop && atomic_load_explicit(cpu->stop, memory_order_relaxed)))
+			break;
+	}
 	*ran = done;
 	return st;
 }

@@ -126,6 +126,9 @@ static inline int rm_write(struct ctx *c, unsigned size, uint64_t v)
  * EMU_FAULT (state as before the instruction). */
 typedef int (*emu_exec_fn)(struct emu_cpu *cpu, const struct emu_insn *in);
 emu_exec_fn emu_exec_pick(const struct emu_insn *in, enum emu_mode mode);
+/* emu_exec_pick() for each of a block's n instructions, then the
+ * flag-less handlers where the block itself overwrites the flags. */
+void emu_exec_pick_block(struct emu_insn *insns, unsigned n, enum emu_mode mode);
 int emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v) WUR;
 int emu_peek(struct emu_cpu *cpu, unsigned size, unsigned offset, uint64_t *v) WUR;
 void emu_pop_commit(struct emu_cpu *cpu, unsigned size);

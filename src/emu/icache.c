@@ -56,6 +56,26 @@ static bool straight(const struct emu_insn *in)
 	}
 }
 
+/* After this instruction, the next block may be entered through a chain
+ * (exec.c): it changed nothing but registers, flags, memory and RIP —
+ * a straight-line instruction, or a near branch (JMP, CALL, RET, direct
+ * or not). Far transfers, system and serialising instructions are not
+ * here: after them the next block is always looked up. */
+static bool chains(const struct emu_insn *in)
+{
+	if (straight(in))
+		return true;
+	if (in->map != MAP_1B)
+		return false;
+	switch (in->op) {
+	case 0xc2: case 0xc3: case 0xe8: case 0xe9: case 0xeb:
+		return true;
+	case 0xff:
+		return (in->reg & 7) == 2 || (in->reg & 7) == 4;
+	}
+	return false;
+}
+
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 __thread struct emu_icache *emu_icache_tls;
@@ -71,7 +91,7 @@ static void cache_key_init(void)
 		abort(); /* only when the process is out of keys: cannot go on */
 }
 
-static struct emu_icache *cache_get(void)
+struct emu_icache *emu_icache_get(void)
 {
 	struct emu_icache *c;
 
@@ -94,6 +114,7 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 		  enum emu_mode mode)
 {
 	unsigned off = phys & 0xfff, pos = 0, n = 0, have;
+	bool chain = false;
 	uint8_t *bytes;
 
 	if (c->insns_used + EMU_BLOCK_MAX > EMU_ICACHE_INSNS ||
@@ -113,37 +134,40 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 
 		if (emu_decode(bytes + pos, avail, mode, in) != DECODE_OK)
 			break; /* crosses the page, or faults: left to the slow path */
-		in->exec = emu_exec_pick(in, mode);
 		pos += in->len;
 		n++;
+		chain = chains(in);
 		if (!straight(in))
 			break;
 	}
 	if (!n)
 		return false;
-	*b = (struct emu_block){ .phys = phys, .gen = c->gen, .first = c->insns_used,
-				 .boff = c->bytes_used, .nbytes = (uint16_t)pos, .ninsn = (uint8_t)n,
-				 .mode = (uint8_t)mode };
+	emu_exec_pick_block(&c->insns[c->insns_used], n, mode);
+	*b = (struct emu_block){ .phys = phys, .session = c->session, .gen = c->gen,
+				 .first = c->insns_used, .boff = c->bytes_used, .nbytes = (uint16_t)pos,
+				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
 	c->insns_used += n;
 	c->bytes_used += pos;
 	return true;
 }
 
-const struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
-					  enum emu_mode mode, const struct emu_insn **insns)
+struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
+				    enum emu_mode mode, const struct emu_insn **insns)
 {
-	struct emu_icache *c = cache_get();
+	struct emu_icache *c = emu_icache_get();
 	struct emu_block *b;
 
 	if (!c)
 		return NULL;
 	b = &c->blocks[emu_icache_slot(phys, mode)];
 	if (b->phys != phys || b->gen != c->gen || b->mode != mode ||
-	    !emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes)) {
+	    (b->session != c->session &&
+	     !emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes))) {
 		/* A miss, or the bytes changed since: decode (again). */
 		if (!build(c, b, phys, host_page, mode))
 			return NULL;
 	}
+	b->session = c->session;
 	*insns = &c->insns[b->first];
 	return b;
 }

@@ -18,12 +18,21 @@
 
 struct emu_block {
 	uint64_t phys;          /* physical address of the first byte */
+	/* The cache's session (struct emu_icache) in which the bytes were
+	 * last found equal to guest memory: within that session they need no
+	 * comparing again. */
+	uint64_t session;
+	/* Chaining: the blocks last entered after this one, [0] when it ran
+	 * to its end, [1] when it went elsewhere (a taken branch). Hints
+	 * only: whoever follows one checks its phys, mode and gen. */
+	struct emu_block *next[2];
 	uint32_t gen;           /* the cache's generation when built: stale if older */
 	uint32_t first;         /* the first instruction's index in the pool */
 	uint32_t boff;          /* the bytes' offset in the byte pool */
 	uint16_t nbytes;        /* bytes decoded: all in phys's 4 KiB page */
 	uint8_t ninsn;          /* 1..EMU_BLOCK_MAX */
 	uint8_t mode;           /* enum emu_mode */
+	bool chain;             /* may be chained to its successors (see icache.c) */
 };
 
 #define EMU_ICACHE_BLOCKS_LOG2 13
@@ -33,22 +42,33 @@ struct emu_block {
 
 struct emu_icache {
 	uint32_t gen;           /* blocks of older generations are stale */
+	/* A session is a run of blocks from one physical code page, during
+	 * which this thread's CPU wrote nothing to that page (a write there
+	 * ends the block and the session: struct emu_cpu.code_written): what
+	 * was compared once in a session stays true for it. The executor
+	 * starts a new one on every emu_run(), code page change, code write,
+	 * exception and slow-path instruction (exec.c). */
+	uint64_t session;
 	uint32_t insns_used, bytes_used;
 	struct emu_block blocks[EMU_ICACHE_BLOCKS];
 	struct emu_insn insns[EMU_ICACHE_INSNS];
 	uint8_t bytes[EMU_ICACHE_BYTES];
 };
 
-/* This thread's cache; NULL until the first emu_icache_lookup(). */
+/* This thread's cache; NULL until the first emu_icache_get(). */
 extern __thread struct emu_icache *emu_icache_tls;
+
+/* This thread's cache, made on first use; NULL if out of memory (every
+ * instruction then takes the slow path). */
+struct emu_icache *emu_icache_get(void);
 
 /* The block starting at phys, whose page is host_page in this host's
  * memory (RAM), decoded in mode; validated against the bytes there now.
  * NULL when the first instruction cannot be cached: it crosses into the
  * next page, or does not decode (the caller takes the slow path, which
  * raises the exact fault). *insns receives the block's instructions. */
-const struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
-					  enum emu_mode mode, const struct emu_insn **insns);
+struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
+				    enum emu_mode mode, const struct emu_insn **insns);
 
 static inline unsigned emu_icache_slot(uint64_t phys, enum emu_mode mode)
 {
@@ -82,22 +102,45 @@ static inline bool emu_icache_same(const uint8_t *a, const uint8_t *b, unsigned 
 	return true;
 }
 
-/* emu_icache_lookup() with its hit path inline. */
-static inline const struct emu_block *emu_icache_find(uint64_t phys, const uint8_t *host_page,
-						      enum emu_mode mode, const struct emu_insn **insns)
+/* emu_icache_lookup() with its hit path inline: the bytes are compared
+ * unless they already were in this session. */
+static inline struct emu_block *emu_icache_find(uint64_t phys, const uint8_t *host_page,
+						enum emu_mode mode, const struct emu_insn **insns)
 {
 	struct emu_icache *c = emu_icache_tls;
-	const struct emu_block *b;
+	struct emu_block *b;
 
 	if (__builtin_expect(c != NULL, 1)) {
 		b = &c->blocks[emu_icache_slot(phys, mode)];
 		if (b->phys == phys && b->gen == c->gen && b->mode == mode &&
-		    emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes)) {
+		    (b->session == c->session ||
+		     emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes))) {
+			b->session = c->session;
 			*insns = &c->insns[b->first];
 			return b;
 		}
 	}
 	return emu_icache_lookup(phys, host_page, mode, insns);
+}
+
+/* The block b->next[k] if it is the one at phys (on the code page of
+ * this session, in mode) and still valid; NULL to look it up. */
+static inline struct emu_block *emu_icache_follow(const struct emu_block *b, unsigned k, uint64_t phys,
+						  const uint8_t *host_page, enum emu_mode mode,
+						  const struct emu_insn **insns)
+{
+	struct emu_icache *c = emu_icache_tls;
+	struct emu_block *n = b->next[k];
+
+	if (!n || n->phys != phys || n->gen != c->gen || n->mode != mode)
+		return NULL;
+	if (n->session != c->session) {
+		if (!emu_icache_same(c->bytes + n->boff, host_page + (phys & 0xfff), n->nbytes))
+			return NULL;
+		n->session = c->session;
+	}
+	*insns = &c->insns[n->first];
+	return n;
 }
 
 #endif

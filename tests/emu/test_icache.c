@@ -263,6 +263,264 @@ static void budget_and_count(void **state)
 	}
 }
 
+/* Chained blocks (exec.c: a block remembers its successors on the same
+ * code page) still see code this CPU writes: into the page of the chain
+ * while running elsewhere, and into the page the chain runs in. */
+static void chains_see_self_modifying_code(void **state)
+{
+	struct fx *f = *state;
+	/* CODE + 0x100: loop: mov [rbx], ecx; call F; add edx, eax; dec ecx;
+	 * jnz loop; hlt.  F (CODE + 0x1000): jmp F2; F2 (+0x40): mov eax,
+	 * imm32; ret — F2's immediate is what the loop stores. */
+	static const uint8_t loop[] = { 0x89, 0x0b, 0xe8, 0xf9, 0x0e, 0x00, 0x00, 0x01, 0xc2,
+					0xff, 0xc9, 0x75, 0xf3, 0xf4 };
+	static const uint8_t fn[] = { 0xeb, 0x3e };
+	static const uint8_t fn2[] = { 0xb8, 0, 0, 0, 0, 0xc3 };
+	/* CODE + 0x200: loop: mov [rbx], ecx; jmp B; B (+0x240): mov eax,
+	 * imm32; add edx, eax; dec ecx; jnz loop; hlt — all on one page */
+	static const uint8_t same[] = { 0x89, 0x0b, 0xeb, 0x3c };
+	static const uint8_t same_b[] = { 0xb8, 0, 0, 0, 0, 0x01, 0xc2, 0xff, 0xc9, 0x75, 0xb5, 0xf4 };
+
+	put(f, CODE + 0x100, loop, sizeof(loop));
+	put(f, CODE + 0x1000, fn, sizeof(fn));
+	put(f, CODE + 0x1040, fn2, sizeof(fn2));
+	for (unsigned round = 0; round < 2; round++) { /* the second from the cache */
+		f->cpu.gpr[X86_RBX] = CODE + 0x1041;
+		f->cpu.gpr[X86_RCX] = 100;
+		f->cpu.gpr[X86_RDX] = 0;
+		run_to_hlt(f, CODE + 0x100);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 5050);
+	}
+
+	put(f, CODE + 0x200, same, sizeof(same));
+	put(f, CODE + 0x240, same_b, sizeof(same_b));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RBX] = CODE + 0x241;
+		f->cpu.gpr[X86_RCX] = 100;
+		f->cpu.gpr[X86_RDX] = 0;
+		run_to_hlt(f, CODE + 0x200);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 5050);
+	}
+}
+
+#define VPAGE   0x1a0000ULL         /* mapped to PAGE_A, or to PAGE_B by the second tables */
+#define PAGE_A  0x50000ULL
+#define PAGE_B  0x60000ULL
+#define PML4_2  0x8000ULL           /* a copy of the tables at PML4 */
+
+/* A CR3 write changes what a chain's linear page holds: the chain built
+ * under the old tables is not followed under the new ones. */
+static void chains_follow_cr3(void **state)
+{
+	struct fx *f = *state;
+	/* VPAGE: mov cr3, rsi; jmp +0x3b; (+0x40) mov eax, imm32; hlt */
+	uint8_t code[] = { 0x0f, 0x22, 0xde, 0xeb, 0x3b };
+	uint8_t tail[] = { 0xb8, 1, 0, 0, 0, 0xf4 };
+
+	put(f, PAGE_A, code, sizeof(code));
+	put(f, PAGE_A + 0x40, tail, sizeof(tail));
+	tail[1] = 2;
+	put(f, PAGE_B, code, sizeof(code));
+	put(f, PAGE_B + 0x40, tail, sizeof(tail));
+	memcpy(gpa(f, PML4_2, 0x4000), gpa(f, PML4, 0x4000), 0x4000);
+	for (unsigned i = 0; i < 3; i++) /* each table at PML4_2 points into the copy */
+		wr64(f, PML4_2 + 0x1000 * i, (PML4_2 + 0x1000 * (i + 1)) | PTE_P | PTE_W);
+	wr64(f, PT + 8 * (VPAGE >> 12), PAGE_A | PTE_P | PTE_W);
+	wr64(f, PML4_2 + 0x3000 + 8 * (VPAGE >> 12), PAGE_B | PTE_P | PTE_W);
+
+	/* CR3 rewritten with its own value: the chain VPAGE+3 -> +0x40 is built */
+	for (unsigned i = 0; i < 3; i++) {
+		f->cpu.gpr[X86_RSI] = PML4;
+		run_to_hlt(f, VPAGE);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+	}
+	/* the CPU switches tables between the two blocks of the chain */
+	f->cpu.gpr[X86_RSI] = PML4_2;
+	run_to_hlt(f, VPAGE);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 2);
+	for (unsigned i = 0; i < 2; i++) {
+		run_to_hlt(f, VPAGE);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 2);
+	}
+	/* and back, from outside (as a vCPU state load does) */
+	f->cpu.cr3 = PML4;
+	emu_tlb_flush(&f->cpu, true);
+	f->cpu.gpr[X86_RSI] = PML4;
+	run_to_hlt(f, VPAGE + 3);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+}
+
+/* Handlers the cache picks that emu-diff does not reach (its branches
+ * stay in the code page): JMP and CALL through a register and memory,
+ * the long NOPs. */
+static void indirect_branches_and_nops(void **state)
+{
+	struct fx *f = *state;
+	/* +0x300: lea rax, [rip+0x19]; jmp rax */
+	static const uint8_t start[] = { 0x48, 0x8d, 0x05, 0x19, 0, 0, 0, 0xff, 0xe0 };
+	/* +0x320: nopl 0(rax,rax,1); xchg ax, ax; nop; call [rbx]; hlt */
+	static const uint8_t body[] = { 0x0f, 0x1f, 0x44, 0, 0, 0x66, 0x90, 0x90, 0xff, 0x13, 0xf4 };
+	/* +0x340: mov ecx, 7; ret */
+	static const uint8_t fn[] = { 0xb9, 7, 0, 0, 0, 0xc3 };
+	unsigned ran;
+
+	put(f, CODE + 0x300, start, sizeof(start));
+	put(f, CODE + 0x320, body, sizeof(body));
+	put(f, CODE + 0x340, fn, sizeof(fn));
+	wr64(f, CODE + 0x380, CODE + 0x340);
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RBX] = CODE + 0x380;
+		f->cpu.gpr[X86_RCX] = 0;
+		assert_int_equal(run_to_hlt(f, CODE + 0x300), 9);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 7);
+		assert_int_equal(f->cpu.gpr[X86_RAX], CODE + 0x320);
+		assert_int_equal(f->cpu.gpr[X86_RSP], STACK);
+		assert_int_equal(f->cpu.rip, CODE + 0x32b);
+	}
+	/* a non-canonical target: #GP, nothing changed */
+	f->cpu.rip = CODE + 0x307;
+	f->cpu.gpr[X86_RAX] = 0x8000000000000000ULL;
+	assert_int_equal(emu_run(&f->cpu, 10, &ran), EMU_FAULT);
+	assert_int_equal(f->cpu.exc.vector, EXC_GP);
+	assert_int_equal(f->cpu.rip, CODE + 0x307);
+	wr64(f, CODE + 0x380, 0x8000000000000000ULL);
+	f->cpu.rip = CODE + 0x328;
+	assert_int_equal(emu_run(&f->cpu, 10, &ran), EMU_FAULT);
+	assert_int_equal(f->cpu.exc.vector, EXC_GP);
+	assert_int_equal(f->cpu.rip, CODE + 0x328);
+	assert_int_equal(f->cpu.gpr[X86_RSP], STACK);
+}
+
+/* REP MOVS / REP STOS a page at a time (exec.c: string_fast): the
+ * result, RSI/RDI/RCX, an overlap copying forward element by element, a
+ * fault in the middle, a pause after a bounded amount, code written. */
+#define SBUF 0x60000ULL               /* 0x60000-0x6ffff present, 0x70000 not */
+
+static void rep_strings_by_page(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t movsb[] = { 0xf3, 0xa4, 0xf4 }, movsd[] = { 0xf3, 0xa5, 0xf4 };
+	static const uint8_t stosq[] = { 0xf3, 0x48, 0xab, 0xf4 }, stosb[] = { 0xf3, 0xaa, 0xf4 };
+	uint8_t *p = gpa(f, SBUF, 0x10000), want[0x3000];
+	unsigned ran;
+
+	put(f, CODE + 0x400, movsb, sizeof(movsb));
+	put(f, CODE + 0x410, movsd, sizeof(movsd));
+	put(f, CODE + 0x420, stosq, sizeof(stosq));
+	put(f, CODE + 0x430, stosb, sizeof(stosb));
+	wr64(f, PT + 8 * 0x70, 0);
+	emu_tlb_flush(&f->cpu, true);
+
+	/* 10000 bytes from an odd offset to another, across pages */
+	for (unsigned i = 0; i < 0x10000; i++)
+		p[i] = (uint8_t)(i * 7 + 3);
+	f->cpu.gpr[X86_RSI] = SBUF + 0x123;
+	f->cpu.gpr[X86_RDI] = SBUF + 0x8007;
+	f->cpu.gpr[X86_RCX] = 10000;
+	run_to_hlt(f, CODE + 0x400);
+	for (unsigned i = 0; i < 10000; i++)
+		assert_int_equal(p[0x8007 + i], (uint8_t)((0x123 + i) * 7 + 3));
+	assert_int_equal(f->cpu.gpr[X86_RSI], SBUF + 0x123 + 10000);
+	assert_int_equal(f->cpu.gpr[X86_RDI], SBUF + 0x8007 + 10000);
+	assert_int_equal(f->cpu.gpr[X86_RCX], 0);
+
+	/* MOVSD with the destination 6 bytes ahead of the source: each
+	 * element reads what the ones before wrote */
+	for (unsigned i = 0; i < 0x3000; i++)
+		p[i] = want[i] = (uint8_t)(i ^ (i >> 8));
+	for (unsigned i = 0; i < 2000; i++)
+		memmove(want + 0xffa + 6 + 4 * i, want + 0xffa + 4 * i, 4);
+	f->cpu.gpr[X86_RSI] = SBUF + 0xffa;
+	f->cpu.gpr[X86_RDI] = SBUF + 0x1000;
+	f->cpu.gpr[X86_RCX] = 2000;
+	run_to_hlt(f, CODE + 0x410);
+	assert_memory_equal(p, want, sizeof(want));
+	assert_int_equal(f->cpu.gpr[X86_RDI], SBUF + 0x1000 + 8000);
+
+	/* STOSQ running into a page that is not present: the fault at its
+	 * first byte, the registers as the stores before it left them */
+	f->cpu.gpr[X86_RAX] = 0x1122334455667788ULL;
+	f->cpu.gpr[X86_RDI] = 0x6ff00;
+	f->cpu.gpr[X86_RCX] = 100;
+	f->cpu.rip = CODE + 0x420;
+	assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_FAULT);
+	assert_int_equal(f->cpu.exc.vector, EXC_PF);
+	assert_int_equal(f->cpu.exc.cr2, 0x70000);
+	assert_int_equal(f->cpu.gpr[X86_RDI], 0x70000);
+	assert_int_equal(f->cpu.gpr[X86_RCX], 68);
+	assert_int_equal(f->cpu.rip, CODE + 0x420);
+	for (unsigned i = 0; i < 32; i++)
+		assert_int_equal(((uint64_t *)(p + 0xff00))[i], 0x1122334455667788ULL);
+
+	/* a long STOSB pauses: one step does a bounded part, RIP stays */
+	f->cpu.gpr[X86_RAX] = 0xab;
+	f->cpu.gpr[X86_RDI] = 0x200000; /* in a 2 MiB page */
+	f->cpu.gpr[X86_RCX] = 0x40000;
+	f->cpu.rip = CODE + 0x430;
+	assert_int_equal(emu_step(&f->cpu), EMU_OK);
+	assert_int_equal(f->cpu.rip, CODE + 0x430);
+	assert_true(f->cpu.gpr[X86_RCX] > 0 && f->cpu.gpr[X86_RCX] < 0x40000);
+	assert_int_equal(f->cpu.gpr[X86_RDI], 0x200000 + 0x40000 - f->cpu.gpr[X86_RCX]);
+	run_to_hlt(f, CODE + 0x430);
+	p = gpa(f, 0x200000, 0x40001);
+	for (unsigned i = 0; i < 0x40000; i++)
+		assert_int_equal(p[i], 0xab);
+	assert_int_equal(p[0x40000], 0);
+
+	/* STOSB over the immediate of the next instruction: it runs as written */
+	{
+		static const uint8_t code[] = { 0xf3, 0xaa, 0xb8, 0, 0, 0, 0, 0xf4 };
+		put(f, CODE + 0x440, code, sizeof(code));
+		for (unsigned i = 0; i < 2; i++) {
+			f->cpu.gpr[X86_RAX] = 0x55 + i;
+			f->cpu.gpr[X86_RDI] = CODE + 0x443;
+			f->cpu.gpr[X86_RCX] = 4;
+			run_to_hlt(f, CODE + 0x440);
+			assert_int_equal(f->cpu.gpr[X86_RAX], 0x01010101u * (0x55 + i));
+		}
+	}
+}
+
+/* A rotate's CF/OF are skipped when the block overwrites them before
+ * anything reads them (exec.c: emu_exec_pick_block), and exact when the
+ * block is cut short right after it, or a Jcc reads them. */
+static void rotate_flags_dead_and_exact(void **state)
+{
+	struct fx *f = *state;
+	/* rol eax, 1; mov ecx, eax; add edx, ebx; hlt */
+	static const uint8_t dead[] = { 0xd1, 0xc0, 0x89, 0xc1, 0x01, 0xda, 0xf4 };
+	/* ror eax, 4; jc +1; hlt; mov ebx, 7; hlt */
+	static const uint8_t read[] = { 0xc1, 0xc8, 0x04, 0x72, 0x01, 0xf4, 0xbb, 7, 0, 0, 0, 0xf4 };
+	unsigned ran;
+
+	put(f, CODE + 0x500, dead, sizeof(dead));
+	put(f, CODE + 0x520, read, sizeof(read));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RAX] = 0x80000000;
+		f->cpu.gpr[X86_RDX] = 0xffffffff;
+		f->cpu.gpr[X86_RBX] = 1;
+		run_to_hlt(f, CODE + 0x500);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 1);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 0);
+		assert_int_equal(emu_flags_get(&f->cpu) & (FL_CF | FL_OF | FL_ZF), FL_CF | FL_ZF);
+
+		/* the same block cut after the rotate: its own flags */
+		f->cpu.gpr[X86_RAX] = 0x80000000;
+		emu_flags_set(&f->cpu, 0x2 | FL_ZF);
+		f->cpu.rip = CODE + 0x500;
+		assert_int_equal(emu_run(&f->cpu, 1, &ran), EMU_OK);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+		assert_int_equal(emu_flags_get(&f->cpu) & (FL_CF | FL_OF | FL_ZF), FL_CF | FL_OF | FL_ZF);
+
+		f->cpu.gpr[X86_RAX] = 0x8;
+		f->cpu.gpr[X86_RBX] = 0;
+		run_to_hlt(f, CODE + 0x520);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0x80000000);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 7);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -272,6 +530,11 @@ int main(void)
 		T(self_modifying_next_instruction),
 		T(aliases_share_blocks_and_keep_rights),
 		T(budget_and_count),
+		T(chains_see_self_modifying_code),
+		T(chains_follow_cr3),
+		T(indirect_branches_and_nops),
+		T(rep_strings_by_page),
+		T(rotate_flags_dead_and_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
