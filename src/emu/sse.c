@@ -620,8 +620,15 @@ static int group15(struct ctx *c)
 			return gp0(c);
 		mxcsr_set(cpu, v);
 		return 0;
+	case 7: {                                         /* CLFLUSH */
+		/* Caches are the host's business; it faults like a byte read. */
+		uint8_t b;
+		if (in->opsize_prefix)
+			return ud(c);                     /* CLFLUSHOPT: not advertised */
+		return mem_access(c, c->ea, &b, 1, false, false);
 	}
-	return ud(c);    /* XSAVE & co., CLFLUSH: not advertised */
+	}
+	return ud(c);    /* XSAVE & co.: not advertised */
 }
 
 /* ---- conversions with GPR / MMX operands (0F 2A 2C 2D) ---- */

@@ -1020,6 +1020,7 @@ static void cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4
 		/* PSE TSC MSR PAE APIC PGE CMOV PAT HTT */
 		r[3] |= (1u << 7) | (1u << 14);           /* MCE, MCA (with no banks) */
 		r[3] |= (1u << 11) | (1u << 8);           /* SEP: SYSENTER/SYSEXIT, CX8 */
+		r[3] |= 1u << 19;                         /* CLFSH (line size 8 x 8 in EBX) */
 		r[2] |= 1u << 13;                         /* CX16: CMPXCHG16B */
 		r[2] |= EMU_CPUID1_ECX_SIMD;              /* sse.h: what sse.c/x87.c implement */
 		r[3] |= EMU_CPUID1_EDX_SIMD;

@@ -768,6 +768,29 @@ static void test_cmpxchg_wide(void **state)
 	assert_int_equal(rd64(f, 0x8008), 0x0000000700000008ULL);
 }
 
+/* CLFLUSH (CPUID.1:EDX.CLFSH): a no-op on memory that faults like a byte
+ * read; CLFLUSHOPT (66 prefix) is not there. */
+static void test_clflush(void **state)
+{
+	struct fx *f = *state;
+	struct emu_cpu *c = &f->cpu;
+
+	lm64(f, 0);
+	wr64(f, 0x8000, 0x1122334455667788ULL);
+	c->gpr[X86_RDI] = 0x8000;
+	code(f, CODE, "\x0f\xae\x3f", 3);                     /* clflush [rdi] */
+	assert_int_equal(run1(f), EMU_OK);
+	assert_int_equal(c->rip, CODE + 3);
+	assert_int_equal(rd64(f, 0x8000), 0x1122334455667788ULL);
+	c->rip = CODE;                                         /* non-canonical: #GP(0) */
+	c->gpr[X86_RDI] = 0x8000000000000000ULL;
+	expect_fault(f, EXC_GP, 0);
+	code(f, CODE, "\x66\x0f\xae\x3f", 4);                 /* clflushopt: #UD */
+	c->rip = CODE;
+	c->gpr[X86_RDI] = 0x8000;
+	expect_fault(f, EXC_UD, 0);
+}
+
 /* CPUID: the TSC frequency is advertised (leaves 0x15, 0x16) and invariant. */
 static void test_cpuid_tsc(void **state)
 {
@@ -946,6 +969,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sysenter_sysexit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmpxchg_wide, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clflush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_bitmap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cpuid_tsc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cpuid_kvmclock, setup, teardown),

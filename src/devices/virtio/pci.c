@@ -435,8 +435,10 @@ static void add_cap(struct virtio_dev *d, uint8_t type, uint32_t off, uint32_t l
 static void virtio_dev_free(void *opaque)
 {
 	struct virtio_dev *d = opaque;
+	/* The device's ops may go with its state: read them first. */
+	unsigned nq = d->ops->nr_queues;
 
-	for (unsigned i = 0; i < d->ops->nr_queues; i++) {
+	for (unsigned i = 0; i < nq; i++) {
 		struct kick *k = &d->kicks[i];
 		if (k->efd < 0)
 			continue;
@@ -446,9 +448,10 @@ static void virtio_dev_free(void *opaque)
 			log_debug("%s: cannot remove an ioeventfd", d->name);
 		close(k->efd);
 	}
+	d->ops = NULL;
 	if (d->destroy)
 		d->destroy(d->opaque);
-	for (unsigned i = 0; i < d->ops->nr_queues; i++)
+	for (unsigned i = 0; i < nq; i++)
 		virtq_destroy(&d->vq[i]);
 	pci_device_remove(&d->pci);
 	pthread_mutex_destroy(&d->lock);
