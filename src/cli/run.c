@@ -4,6 +4,7 @@
 #include "kumo/cli.h"
 #include "kumo/log.h"
 #include "kumo/machine.h"
+#include "kumo/tap.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +15,8 @@
 
 #define DEFAULT_GUEST_DIR "/var/cache/kumo/guest"
 #define DEFAULT_CMDLINE   "console=ttyS0 panic=-1"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static void usage(FILE *f)
 {
@@ -32,6 +35,9 @@ static void usage(FILE *f)
 		"  --memory SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
 		"  --accel auto|kvm|emu execution engine (default auto)\n"
 		"  --console-log FILE   also append the guest's console output to FILE\n"
+		"  --net tap=NAME[,mac=MAC]\n"
+		"                       a virtio-net NIC on the tap NAME (created when it\n"
+		"                       does not exist); repeatable, up to %d\n"
 		"  --kernel-unpack host|guest\n"
 		"                       who decompresses a bzImage's kernel: kumo before\n"
 		"                       boot, entering the vmlinux directly (default host),\n"
@@ -43,11 +49,11 @@ static void usage(FILE *f)
 		"console: C-a x quits, C-a h helps, C-a C-a sends C-a.\n"
 		"exit status: 0 guest powered off, 1 kumo failed, 2 bad usage,\n"
 		"3 guest reset, 64+N guest wrote N to the test-exit port, 130 quit.\n",
-		MACHINE_MAX_VCPUS);
+		MACHINE_MAX_VCPUS, MACHINE_MAX_NICS);
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_ACCEL, OPT_LOG,
-       OPT_UNPACK };
+       OPT_UNPACK, OPT_NET };
 
 static const struct option options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -58,6 +64,7 @@ static const struct option options[] = {
 	{ "accel", required_argument, NULL, OPT_ACCEL },
 	{ "console-log", required_argument, NULL, OPT_LOG },
 	{ "kernel-unpack", required_argument, NULL, OPT_UNPACK },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -113,6 +120,15 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			if (boot_unpack_parse(optarg, &a->cfg.kernel_unpack))
 				return bad("--kernel-unpack must be host or guest, not '%s'", optarg);
 			break;
+		case OPT_NET: {
+			char why[160];
+			if (a->cfg.nr_nics == MACHINE_MAX_NICS)
+				return bad("--net: at most %s NICs", STR(MACHINE_MAX_NICS));
+			if (net_option_parse(optarg, &a->cfg.nics[a->cfg.nr_nics], why, sizeof(why)))
+				return bad("%s", why);
+			a->cfg.nr_nics++;
+			break;
+		}
 		case 'q': a->quiet = true; break;
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); exit(0);

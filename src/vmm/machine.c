@@ -136,6 +136,9 @@ static int make_devices(struct machine *m, const char **why)
 		*why = "cannot create the virtio-rng device";
 		return err;
 	}
+	for (unsigned i = 0; i < m->cfg.nr_nics; i++)
+		if ((err = virtio_net_create(m, &m->cfg.nics[i], i, why)))
+			return err;
 	return 0;
 }
 
