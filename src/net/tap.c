@@ -81,6 +81,9 @@ int vnet_tx_prepare(const struct iovec *iov, unsigned n, uint64_t features,
 static int fail(char *why, size_t len, int err, const char *fmt, const char *arg)
 {
 	snprintf(why, len, fmt, arg);
+	for (char *c = why; *c; c++) /* one line, whatever the argument holds */
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = '?';
 	return err;
 }
 

@@ -99,6 +99,30 @@ unknown-option)
 cmdline-too-long)
 	need_kvm
 	expect 1 'command line too long' -- --kernel "$guest" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)" ;;
+net-bad-mac)
+	expect 2 "--net: 'zz:00:00:00:00:01' is not a MAC address" -- --kernel "$guest" \
+		--net tap=kumo0,mac=zz:00:00:00:00:01 ;;
+net-multicast-mac)
+	expect 2 "--net: '01:00:5e:00:00:01' is a multicast MAC address" -- --kernel "$guest" \
+		--net tap=kumo0,mac=01:00:5e:00:00:01 ;;
+net-bad-option)
+	expect 2 "--net: unknown option 'user'" -- --kernel "$guest" --net user ;;
+net-no-tap)
+	expect 2 '--net: tap=NAME is missing' -- --kernel "$guest" --net mac=02:00:00:00:00:01 ;;
+net-long-name)
+	expect 2 "--net: the tap name '0123456789abcdef' must be 1-15 characters" -- \
+		--kernel "$guest" --net tap=0123456789abcdef ;;
+net-too-many)
+	args=()
+	for i in 0 1 2 3 4 5 6 7 8; do args+=(--net "tap=kumo$i"); done
+	expect 2 '--net: at most 8 NICs' -- --kernel "$guest" "${args[@]}" ;;
+net-tap-cannot-create)
+	# '/' is not allowed in an interface name: TUNSETIFF refuses it, so
+	# nothing is created on this host.
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to open /dev/net/tun"; exit 77; }
+	[ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun"; exit 77; }
+	expect 1 'cannot create tap kumo/bad: Invalid argument' -- --accel emu --kernel "$guest" \
+		--net tap=kumo/bad ;;
 *)
 	echo "unknown case $case"; exit 1 ;;
 esac
