@@ -1,6 +1,7 @@
 /* A Linux tap as kumo's network backend, and the pure helpers around it
  * (virtio_net_hdr checks, MAC addresses, the --net option). See tap.h. */
 #include "kumo/tap.h"
+#include "kumo/log.h"
 #include "kumo/machine.h"
 #include "kumo/virtio.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ---- virtio_net_hdr ---- */
@@ -106,11 +108,31 @@ static void probe_offloads(struct tap *t)
 		t->offloads = 0; /* cannot turn them off: offer none */
 }
 
+/* A tap kumo created starts down; bring it up (best effort: whoever
+ * configures it may do it later). */
+static void link_up(const char *name)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			log_debug("tap %s: cannot bring the link up: %s", name, strerror(errno));
+	}
+	close(s);
+}
+
 int tap_open(struct tap *t, const char *name, int fd, char *why, size_t why_len)
 {
 	struct ifreq ifr;
 	unsigned features = 0;
 	int hdr = VNET_HDR_LEN, err, fl;
+	bool created;
 
 	memset(t, 0, sizeof(*t));
 	memset(&ifr, 0, sizeof(ifr));
@@ -136,10 +158,13 @@ int tap_open(struct tap *t, const char *name, int fd, char *why, size_t why_len)
 		if (ioctl(fd, TUNGETFEATURES, &features) == 0 && !(features & IFF_VNET_HDR))
 			return fail(why, why_len, -ENOTSUP,
 				    "cannot create tap %s: the kernel's tun has no IFF_VNET_HDR", name);
+		created = !if_nametoindex(name);
 		ifr.ifr_flags = TAP_WANT;
 		memcpy(ifr.ifr_name, t->name, strlen(t->name));
 		if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 			return fail(why, why_len, -errno, "cannot create tap %s", name);
+		if (created)
+			link_up(t->name);
 	}
 	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {

@@ -257,9 +257,13 @@ static void on_tap(void *opaque, uint32_t events)
 {
 	struct net *n = opaque;
 
-	(void)events;
 	virtio_lock(n->dev);
-	if (virtio_running(n->dev))
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		/* The tap's interface is gone (ip link del): stop listening,
+		 * or the loop would spin on it. */
+		log_warn("%s: tap %s is gone; no more receiving", n->name, n->tap.name);
+		rx_stop_tap(n);
+	} else if (virtio_running(n->dev))
 		rx_process(n);
 	else
 		rx_set_polling(n, false);
