@@ -83,8 +83,9 @@ void mac_format(const uint8_t mac[6], char *buf);
  * ("KM"), distinct per index. */
 void mac_default(unsigned index, uint8_t mac[6]);
 
-/* --net tap=NAME[,mac=MAC]: fills nic (nic->tap points into arg, whose
- * commas become NULs). 0, or -EINVAL with a one-line reason in why. */
+/* --net tap=NAME[,mac=MAC] or --net fd=N[,mac=MAC] (an open tap handed
+ * over, e.g. by kumod): fills nic (nic->tap points into arg, whose commas
+ * become NULs). 0, or -EINVAL with a one-line reason in why. */
 int net_option_parse(char *arg, struct machine_nic *nic, char *why, size_t why_len) WUR;
 
 #endif

@@ -259,6 +259,15 @@ int net_option_parse(char *arg, struct machine_nic *nic, char *why, size_t why_l
 				return fail(why, why_len, -EINVAL,
 					    "--net: the tap name '%s' must be 1-15 characters", name);
 			nic->tap = name;
+		} else if (!strncmp(opt, "fd=", 3)) {
+			uint64_t fd;
+			if (parse_uint(opt + 3, 0, INT32_MAX, &fd))
+				return fail(why, why_len, -EINVAL,
+					    "--net: fd=%s is not a file descriptor number", opt + 3);
+			if (fd <= 2) /* kumo owns the fd it is given: not these */
+				return fail(why, why_len, -EINVAL,
+					    "--net: fd=%s is the console, not a tap", opt + 3);
+			nic->tap_fd = (int)fd;
 		} else if (!strncmp(opt, "mac=", 4)) {
 			if (mac_parse(opt + 4, nic->mac))
 				return fail(why, why_len, -EINVAL,
@@ -272,7 +281,9 @@ int net_option_parse(char *arg, struct machine_nic *nic, char *why, size_t why_l
 				    "--net: unknown option '%s' (want tap=NAME[,mac=MAC])", opt);
 		}
 	}
-	if (!nic->tap)
+	if (nic->tap && nic->tap_fd >= 0)
+		return fail(why, why_len, -EINVAL, "--net: %s", "tap=NAME and fd=N exclude each other");
+	if (!nic->tap && nic->tap_fd < 0)
 		return fail(why, why_len, -EINVAL, "--net: %s", "tap=NAME is missing");
 	return 0;
 }

@@ -36,8 +36,11 @@ static void parsers(const uint8_t *data, size_t size)
 		FUZZ_CHECK(strlen(arg) == 17);
 	why[0] = 0;
 	if (net_option_parse(arg, &nic, why, sizeof(why)) == 0) {
-		FUZZ_CHECK(nic.tap && nic.tap >= arg && nic.tap < arg + sizeof(arg));
-		FUZZ_CHECK(strlen(nic.tap) >= 1 && strlen(nic.tap) <= 15);
+		FUZZ_CHECK(!nic.tap != (nic.tap_fd < 0));
+		if (nic.tap) {
+			FUZZ_CHECK(nic.tap >= arg && nic.tap < arg + sizeof(arg));
+			FUZZ_CHECK(strlen(nic.tap) >= 1 && strlen(nic.tap) <= 15);
+		}
 		FUZZ_CHECK(!nic.mac_set || !(nic.mac[0] & 1));
 	} else {
 		FUZZ_CHECK(why[0] && !strchr(why, '\n'));

@@ -116,6 +116,8 @@ net-too-many)
 	args=()
 	for i in 0 1 2 3 4 5 6 7 8; do args+=(--net "tap=kumo$i"); done
 	expect 2 '--net: at most 8 NICs' -- --kernel "$guest" "${args[@]}" ;;
+net-fd-not-tap)
+	expect 1 'tap fd 3 is not a tap device' -- --accel emu --kernel "$guest" --net fd=3 3<"$guest" ;;
 net-tap-cannot-create)
 	# '/' is not allowed in an interface name: TUNSETIFF refuses it, so
 	# nothing is created on this host.

@@ -106,6 +106,10 @@ static void test_net_option(void **state)
 	assert_string_equal(nic.tap, "x");
 	assert_true(nic.mac_set);
 	assert_int_equal(parse("tap=123456789012345", &nic, why), 0); /* 15: IFNAMSIZ - 1 */
+	assert_int_equal(parse("fd=3,mac=02:00:00:00:00:01", &nic, why), 0);
+	assert_null(nic.tap);
+	assert_int_equal(nic.tap_fd, 3);
+	assert_true(nic.mac_set);
 }
 
 static void option_bad(const char *opt, const char *want)
@@ -134,6 +138,11 @@ static void test_net_option_bad(void **state)
 	option_bad("tap=", "1-15 characters");
 	option_bad("tap=1234567890123456", "1-15 characters");
 	option_bad("user", "unknown option 'user'");
+	option_bad("fd=x", "fd=x is not a file descriptor number");
+	option_bad("fd=-1", "fd=-1 is not a file descriptor number");
+	option_bad("fd=", "fd= is not a file descriptor number");
+	option_bad("fd=2", "fd=2 is the console");
+	option_bad("fd=3,tap=x", "exclude each other");
 	option_bad("tap=a\nb,mac=x\ny", "'x?y' is not a MAC address"); /* still one line */
 }
 
