@@ -328,6 +328,16 @@ def inner(vmm, mib):
             (nbytes, secs, nbytes / secs / 1e6))
 
         host_ping(c)  # still alive after the bulk transfers
+
+        # The driver resets the device (unbind) and starts it again (bind).
+        c.send("d=$(basename $(readlink /sys/class/net/eth0/device)); "
+               "echo $d > /sys/bus/virtio/drivers/virtio_net/unbind && "
+               "echo $d > /sys/bus/virtio/drivers/virtio_net/bind && sleep 1 && "
+               "ip addr add %s/24 dev eth0 && ip link set eth0 up && "
+               "ping -c 3 -W 10 %s && echo REBOUND-$((6*7))" % (GUEST_IP, HOST_IP))
+        c.expect(r"REBOUND-42", 300)
+        say("ok: the guest pings the host after a device reset (driver unbind and bind)")
+        host_ping(c)
         c.send("poweroff -f")
         end = time.monotonic() + 120
         while c.p.poll() is None and time.monotonic() < end:
