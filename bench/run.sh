@@ -20,3 +20,7 @@ echo
 # Linux (the default Debian guest) on kumo's emu against QEMU TCG: boot, sha256
 "$top/guest/build.sh"
 python3 "$top/bench/boot/bench_boot.py" "$build/kumo" --runs 5
+echo
+# Disk and network I/O of that guest, kumo emu against QEMU TCG (fio, iperf3)
+"$top/guest/build.sh" --bench
+python3 "$top/bench/io/bench_io.py" "$build/kumo" --runs 3

@@ -11,6 +11,7 @@ packages=(
 	cpio kmod gzip                  # guest image (guest/build.sh)
 	zstd                            # the zstd variant of the bzimage test guest
 	qemu-system-x86 qemu-utils      # benchmarks and test oracles
+	iperf3 iproute2                 # bench/io (host side), network tests
 	e2fsprogs procps util-linux python3  # tests, benchmarks
 )
 
