@@ -240,6 +240,7 @@ static void rx_process(struct net *n)
 			virtio_set_broken(n->dev, "malformed receive chain");
 			break;
 		}
+		budget--; /* a frame handled, delivered or dropped */
 		if (got == GATHER_DROP) {
 			n->rx_dropped++;
 			n->frame_len = 0;
@@ -247,7 +248,6 @@ static void rx_process(struct net *n)
 		}
 		rx_deliver(n, q);
 		pushed = true;
-		budget--;
 	}
 	if (pushed)
 		virtq_notify(q);
