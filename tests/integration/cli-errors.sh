@@ -118,6 +118,15 @@ net-too-many)
 	expect 2 '--net: at most 8 NICs' -- --kernel "$guest" "${args[@]}" ;;
 net-fd-not-tap)
 	expect 1 'tap fd 3 is not a tap device' -- --accel emu --kernel "$guest" --net fd=3 3<"$guest" ;;
+net-two-nics)
+	# Two NICs on taps kumo creates in a private network namespace: the
+	# machine builds, runs the guest and tears down cleanly (ASan checks).
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for a network namespace"; exit 77; }
+	command -v unshare >/dev/null || { echo "SKIP: no unshare"; exit 77; }
+	[ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun"; exit 77; }
+	unshare -n true 2>/dev/null || { echo "SKIP: cannot make a network namespace"; exit 77; }
+	RUNAS="unshare -n" expect 64 '' -- --accel emu --kernel "$guest" \
+		--net tap=kumo0 --net tap=kumo1,mac=02:4b:4d:00:00:09 ;;
 net-tap-cannot-create)
 	# '/' is not allowed in an interface name: TUNSETIFF refuses it, so
 	# nothing is created on this host.

@@ -53,7 +53,9 @@ struct rx_chain {
 struct net {
 	struct virtio_dev *dev;
 	struct machine *m;
-	struct virtio_device_ops ops;  /* features depend on the tap */
+	/* Features depend on the tap. The transport reads ops until it is
+	 * freed, after net_free: the machine owns them (freed after it). */
+	struct virtio_device_ops *ops;
 	struct tap tap;
 	char name[16];
 	uint8_t mac[6];
@@ -493,7 +495,13 @@ int virtio_net_create(struct machine *m, const struct machine_nic *nic, unsigned
 		net_free(n);
 		return -ENOMEM;
 	}
-	n->ops = (struct virtio_device_ops){
+	/* Owned before the transport is, so freed after it. */
+	if (!(n->ops = malloc(sizeof(*n->ops))) || machine_own(m, free, n->ops)) {
+		*why = "cannot allocate a network device";
+		net_free(n);
+		return -ENOMEM;
+	}
+	*n->ops = (struct virtio_device_ops){
 		.device_id = VIRTIO_ID_NET,
 		.nr_queues = 2,
 		.queue_size = NET_QUEUE_SIZE,
@@ -505,7 +513,7 @@ int virtio_net_create(struct machine *m, const struct machine_nic *nic, unsigned
 		.kick = net_kick,
 		.reset = net_reset,
 	};
-	if ((err = virtio_pci_create(m, n->name, &n->ops, n, net_free, &n->dev))) {
+	if ((err = virtio_pci_create(m, n->name, n->ops, n, net_free, &n->dev))) {
 		*why = "cannot create the virtio-net device";
 		return err; /* n is freed now or with the machine */
 	}
