@@ -4,6 +4,7 @@
 #include "kumo/cli.h"
 #include "kumo/log.h"
 #include "kumo/machine.h"
+#include "kumo/tap.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +15,8 @@
 
 #define DEFAULT_GUEST_DIR "/var/cache/kumo/guest"
 #define DEFAULT_CMDLINE   "console=ttyS0 panic=-1"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static void usage(FILE *f)
 {
@@ -36,6 +39,10 @@ static void usage(FILE *f)
 		"                       a virtio disk on a raw image file or block device\n"
 		"                       (repeatable: vda, vdb...); ro: read-only; id: the\n"
 		"                       serial the guest reads (up to 20 characters)\n"
+		"  --net tap=NAME[,mac=MAC]\n"
+		"                       a virtio-net NIC on the tap NAME (created when it\n"
+		"                       does not exist), or fd=N: a tap already open\n"
+		"                       (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR); repeatable, up to %d\n"
 		"  --kernel-unpack host|guest\n"
 		"                       who decompresses a bzImage's kernel: kumo before\n"
 		"                       boot, entering the vmlinux directly (default host),\n"
@@ -47,11 +54,11 @@ static void usage(FILE *f)
 		"console: C-a x quits, C-a h helps, C-a C-a sends C-a.\n"
 		"exit status: 0 guest powered off, 1 kumo failed, 2 bad usage,\n"
 		"3 guest reset, 64+N guest wrote N to the test-exit port, 130 quit.\n",
-		MACHINE_MAX_VCPUS);
+		MACHINE_MAX_VCPUS, MACHINE_MAX_NICS);
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_ACCEL, OPT_LOG,
-       OPT_UNPACK, OPT_DISK };
+       OPT_UNPACK, OPT_DISK, OPT_NET };
 
 static const struct option options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -63,6 +70,7 @@ static const struct option options[] = {
 	{ "console-log", required_argument, NULL, OPT_LOG },
 	{ "kernel-unpack", required_argument, NULL, OPT_UNPACK },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -162,6 +170,15 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			int st = parse_disk(optarg, a);
 			if (st)
 				return st;
+			break;
+		}
+		case OPT_NET: {
+			char why[160];
+			if (a->cfg.nr_nics == MACHINE_MAX_NICS)
+				return bad("--net: at most %s NICs", STR(MACHINE_MAX_NICS));
+			if (net_option_parse(optarg, &a->cfg.nics[a->cfg.nr_nics], why, sizeof(why)))
+				return bad("%s", why);
+			a->cfg.nr_nics++;
 			break;
 		}
 		case 'q': a->quiet = true; break;

@@ -139,6 +139,9 @@ static int make_devices(struct machine *m, const char **why)
 	for (unsigned i = 0; i < m->cfg.nr_disks; i++)
 		if ((err = virtio_blk_create(m, &m->cfg.disks[i], i, why)))
 			return err;
+	for (unsigned i = 0; i < m->cfg.nr_nics; i++)
+		if ((err = virtio_net_create(m, &m->cfg.nics[i], i, why)))
+			return err;
 	return 0;
 }
 

@@ -118,6 +118,41 @@ disk-too-many)
 	set --
 	for i in $(seq 17); do set -- "$@" --disk "$tmp/disk,ro"; done
 	expect 2 'at most 16 disks' -- --kernel "$guest" "$@" ;;
+net-bad-mac)
+	expect 2 "--net: 'zz:00:00:00:00:01' is not a MAC address" -- --kernel "$guest" \
+		--net tap=kumo0,mac=zz:00:00:00:00:01 ;;
+net-multicast-mac)
+	expect 2 "--net: '01:00:5e:00:00:01' is a multicast MAC address" -- --kernel "$guest" \
+		--net tap=kumo0,mac=01:00:5e:00:00:01 ;;
+net-bad-option)
+	expect 2 "--net: unknown option 'user'" -- --kernel "$guest" --net user ;;
+net-no-tap)
+	expect 2 '--net: tap=NAME is missing' -- --kernel "$guest" --net mac=02:00:00:00:00:01 ;;
+net-long-name)
+	expect 2 "--net: the tap name '0123456789abcdef' must be 1-15 characters" -- \
+		--kernel "$guest" --net tap=0123456789abcdef ;;
+net-too-many)
+	args=()
+	for i in 0 1 2 3 4 5 6 7 8; do args+=(--net "tap=kumo$i"); done
+	expect 2 '--net: at most 8 NICs' -- --kernel "$guest" "${args[@]}" ;;
+net-fd-not-tap)
+	expect 1 'tap fd 3 is not a tap device' -- --accel emu --kernel "$guest" --net fd=3 3<"$guest" ;;
+net-two-nics)
+	# Two NICs on taps kumo creates in a private network namespace: the
+	# machine builds, runs the guest and tears down cleanly (ASan checks).
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for a network namespace"; exit 77; }
+	command -v unshare >/dev/null || { echo "SKIP: no unshare"; exit 77; }
+	[ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun"; exit 77; }
+	unshare -n true 2>/dev/null || { echo "SKIP: cannot make a network namespace"; exit 77; }
+	RUNAS="unshare -n" expect 64 '' -- --accel emu --kernel "$guest" \
+		--net tap=kumo0 --net tap=kumo1,mac=02:4b:4d:00:00:09 ;;
+net-tap-cannot-create)
+	# '/' is not allowed in an interface name: TUNSETIFF refuses it, so
+	# nothing is created on this host.
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to open /dev/net/tun"; exit 77; }
+	[ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun"; exit 77; }
+	expect 1 'cannot create tap kumo/bad: Invalid argument' -- --accel emu --kernel "$guest" \
+		--net tap=kumo/bad ;;
 *)
 	echo "unknown case $case"; exit 1 ;;
 esac
