@@ -322,7 +322,10 @@ mkdir -p "$b"
 stage_programs "$work/bench" "$b" "${bench_pkgs[*]}" "${bench_tools[@]}"
 find "$b" -exec touch -h -d @0 {} +
 (cd "$b" && find . -mindepth 1 | sort | cpio --quiet -o -H newc -R 0:0 --reproducible) >"$work/bench.cpio"
-cat "$out/initrd.img" "$work/bench.cpio" >"$work/initrd-bench.img"
+# The kernel takes a second archive only at a 4-byte aligned offset (it
+# skips zero padding up to one): pad the gzip member first.
+pad=$(( (4 - $(stat -c %s "$out/initrd.img") % 4) % 4 ))
+{ cat "$out/initrd.img"; head -c "$pad" /dev/zero; cat "$work/bench.cpio"; } >"$work/initrd-bench.img"
 {
 	bench_key
 	echo "packages: $(sort "$work/bench/versions" | tr '\n' ' ')"
