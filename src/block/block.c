@@ -6,17 +6,49 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Probed in order: raw claims anything, so it comes last. A format not
+ * built yet is left out by its weak symbol. */
+extern const struct blk_format_ops blk_qcow2_ops __attribute__((weak));
+extern const struct blk_format_ops blk_vpc_ops __attribute__((weak));
+extern const struct blk_format_ops blk_vmdk_ops __attribute__((weak));
+
 static const struct blk_format_ops *const formats[] = {
+	&blk_qcow2_ops,
+	&blk_vpc_ops,
+	&blk_vmdk_ops,
 	&blk_raw_ops,
 };
 
+#define NFORMATS (sizeof(formats) / sizeof(formats[0]))
 #define PROBE_LEN 512
+#define MAX_BACKING_DEPTH 16
+
+const struct blk_format_ops *blk_format(const char *name)
+{
+	for (size_t i = 0; i < NFORMATS; i++)
+		if (formats[i] && !strcmp(formats[i]->name, name))
+			return formats[i];
+	return NULL;
+}
+
+const char *blk_whyf(const char *fmt, ...)
+{
+	static __thread char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return buf;
+}
 
 static const char *open_error(int err)
 {
@@ -68,7 +100,8 @@ static ssize_t read_head(int fd, uint8_t *buf, size_t len)
 	return (ssize_t)at;
 }
 
-int blk_open(const char *path, bool read_only, struct blk_image **out, const char **why)
+static int open_one(const char *path, const struct blk_open_opts *o, int depth,
+		    struct blk_image **out, const char **why)
 {
 	uint8_t head[PROBE_LEN];
 	struct blk_image *img;
@@ -83,8 +116,8 @@ int blk_open(const char *path, bool read_only, struct blk_image **out, const cha
 		*why = "out of memory";
 		return -ENOMEM;
 	}
-	img->read_only = read_only;
-	img->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	img->read_only = o->read_only;
+	img->fd = open(path, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (img->fd < 0) {
 		err = -errno;
 		*why = open_error(errno);
@@ -119,20 +152,40 @@ int blk_open(const char *path, bool read_only, struct blk_image **out, const cha
 		*why = "cannot read";
 		goto fail;
 	}
-	err = -EINVAL;
-	*why = "unknown image format";
-	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
-		if (!formats[i]->probe(head, (size_t)got))
-			continue;
-		img->ops = formats[i];
-		if ((err = img->ops->open(img))) {
-			img->ops = NULL;
-			*why = "cannot open the image format";
+	if (o->format) {
+		img->ops = blk_format(o->format);
+		if (!img->ops) {
+			err = -EINVAL;
+			*why = blk_whyf("unknown format '%s'", o->format);
+			goto fail;
 		}
-		break;
+	} else {
+		for (size_t i = 0; i < NFORMATS; i++) {
+			if (formats[i] && formats[i]->probe(head, (size_t)got)) {
+				img->ops = formats[i];
+				break;
+			}
+		}
 	}
-	if (err)
+	*why = "cannot open the image format";
+	if ((err = img->ops->open(img, why))) {
+		img->ops = NULL;
 		goto fail;
+	}
+	if (img->backing_file && !o->no_backing) {
+		const struct blk_open_opts bo = { .read_only = true, .format = img->backing_format };
+		const char *bwhy = "cannot open";
+
+		if (depth >= MAX_BACKING_DEPTH) {
+			err = -ELOOP;
+			*why = "backing chain deeper than 16 (a loop?)";
+			goto fail;
+		}
+		if ((err = open_one(img->backing_file, &bo, depth + 1, &img->backing, &bwhy))) {
+			*why = blk_whyf("backing file %s: %s", img->backing_file, bwhy);
+			goto fail;
+		}
+	}
 	*out = img;
 	return 0;
 fail:
@@ -140,12 +193,28 @@ fail:
 	return err;
 }
 
+int blk_open2(const char *path, const struct blk_open_opts *o, struct blk_image **out,
+	      const char **why)
+{
+	return open_one(path, o, 0, out, why);
+}
+
+int blk_open(const char *path, bool read_only, struct blk_image **out, const char **why)
+{
+	const struct blk_open_opts o = { .read_only = read_only };
+
+	return open_one(path, &o, 0, out, why);
+}
+
 void blk_close(struct blk_image *img)
 {
 	if (!img)
 		return;
+	blk_close(img->backing);
 	if (img->ops)
 		img->ops->close(img);
+	free(img->backing_file);
+	free(img->backing_format);
 	if (img->fd >= 0)
 		close(img->fd);
 	free((char *)img->path);

@@ -15,9 +15,9 @@ static bool raw_probe(const uint8_t *head, size_t len)
 	return true;
 }
 
-static int raw_open(struct blk_image *img)
+static int raw_open(struct blk_image *img, const char **why)
 {
-	(void)img;
+	(void)img, (void)why;
 	return 0;
 }
 
