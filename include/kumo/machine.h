@@ -30,11 +30,12 @@ struct pci_host;
 #define MACHINE_MAX_DISKS 16
 #define MACHINE_MAX_NICS  8
 
-/* --disk PATH[,ro][,id=NAME] */
+/* --disk PATH[,ro][,id=NAME][,format=FMT] */
 struct machine_disk {
 	const char *path;
 	bool read_only;
 	const char *id;       /* the serial the guest reads (GET_ID), may be NULL */
+	const char *format;   /* "raw", "qcow2"...; NULL: probed from the header */
 };
 
 /* --net tap=NAME[,mac=MAC] (or a tap fd handed over by kumod) */

@@ -1,5 +1,6 @@
 /* `kumo run` / `kumo-vmm`: one VM in the foreground, its serial console on
  * the terminal. */
+#include "kumo/block.h"
 #include "kumo/boot.h"
 #include "kumo/cli.h"
 #include "kumo/log.h"
@@ -35,10 +36,13 @@ static void usage(FILE *f)
 		"  --memory SIZE        guest RAM, e.g. 512M, 2G (default 512M)\n"
 		"  --accel auto|kvm|emu execution engine (default auto)\n"
 		"  --console-log FILE   also append the guest's console output to FILE\n"
-		"  --disk PATH[,ro][,id=NAME]\n"
-		"                       a virtio disk on a raw image file or block device\n"
+		"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2]\n"
+		"                       a virtio disk on an image file or block device\n"
 		"                       (repeatable: vda, vdb...); ro: read-only; id: the\n"
-		"                       serial the guest reads (up to 20 characters)\n"
+		"                       serial the guest reads (up to 20 characters);\n"
+		"                       format: the image's format (default: probed; give\n"
+		"                       format=raw for a raw disk a guest may write a qcow2\n"
+		"                       header into)\n"
 		"  --net tap=NAME[,mac=MAC]\n"
 		"                       a virtio-net NIC on the tap NAME (created when it\n"
 		"                       does not exist), or fd=N: a tap already open\n"
@@ -93,7 +97,7 @@ static int bad(const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
-/* --disk PATH[,ro][,id=NAME] */
+/* --disk PATH[,ro][,id=NAME][,format=FMT] */
 static int parse_disk(const char *arg, struct run_args *a)
 {
 	struct machine_disk *d;
@@ -109,7 +113,7 @@ static int parse_disk(const char *arg, struct run_args *a)
 	if (next)
 		*next++ = 0;
 	if (!*s)
-		return bad("--disk needs a file: --disk PATH[,ro][,id=NAME], not '%s'", arg);
+		return bad("--disk needs a file: --disk PATH[,ro][,id=NAME][,format=FMT], not '%s'", arg);
 	d->path = s;
 	while ((opt = next)) {
 		next = strchr(opt, ',');
@@ -125,8 +129,12 @@ static int parse_disk(const char *arg, struct run_args *a)
 			if (!printable)
 				return bad("--disk id= must be 1 to 20 printable characters, not '%s'", arg);
 			d->id = opt + 3;
+		} else if (!strncmp(opt, "format=", 7)) {
+			if (!blk_format(opt + 7))
+				return bad("--disk format= must be raw or qcow2, not '%s'", arg);
+			d->format = opt + 7;
 		} else {
-			return bad("--disk takes PATH[,ro][,id=NAME], not '%s'", arg);
+			return bad("--disk takes PATH[,ro][,id=NAME][,format=FMT], not '%s'", arg);
 		}
 	}
 	return 0;

@@ -105,7 +105,13 @@ disk-directory)
 	expect 1 "disk $tmp: not a regular file or block device" -- --kernel "$guest" --disk "$tmp" ;;
 disk-bad-option)
 	truncate -s 1M "$tmp/disk"
-	expect 2 'disk takes PATH\[,ro\]\[,id=NAME\]' -- --kernel "$guest" --disk "$tmp/disk,rw" ;;
+	expect 2 'disk takes PATH\[,ro\]\[,id=NAME\]\[,format=FMT\]' -- --kernel "$guest" --disk "$tmp/disk,rw" ;;
+disk-bad-format)
+	truncate -s 1M "$tmp/disk"
+	expect 2 'disk format= must be raw or qcow2' -- --kernel "$guest" --disk "$tmp/disk,format=vdi" ;;
+disk-format-mismatch)
+	truncate -s 1M "$tmp/disk"
+	expect 1 "disk $tmp/disk: .*qcow2" -- --kernel "$guest" --disk "$tmp/disk,format=qcow2" ;;
 disk-bad-id)
 	truncate -s 1M "$tmp/disk"
 	expect 2 'disk id= must be 1 to 20' -- --kernel "$guest" --disk "$tmp/disk,id=123456789012345678901" ;;

@@ -356,7 +356,9 @@ int virtio_blk_create(struct machine *m, const struct machine_disk *disk, unsign
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->idle, NULL);
 	snprintf(b->name, sizeof(b->name), "virtio-blk%u", index);
-	if ((err = blk_open(disk->path, disk->read_only, &b->img, &reason))) {
+	if ((err = blk_open2(disk->path, &(struct blk_open_opts){ .read_only = disk->read_only,
+								 .format = disk->format },
+			     &b->img, &reason))) {
 		*why = disk_error(m, disk->path, reason);
 		goto fail;
 	}
