@@ -15,18 +15,13 @@ Every process this starts is killed on the way out, whatever happens.
 """
 import hashlib
 import os
-import pty
 import re
-import select
-import signal
-import subprocess
 import sys
-import functools
-print = functools.partial(print, flush=True)
 import time
 
-GUEST = os.environ.get("KUMO_GUEST_DIR", "/var/cache/kumo/guest")
-BOOT_TIMEOUT = 900          # seconds: a sanitizer build on a loaded 2-core host
+from linuxguest import BOOT_TIMEOUT, QUIET, Console, boot_run, fail, need_guest, print, \
+    run_cmdline, vmm_args
+
 SEQ_N = 100000              # seq 1 SEQ_N is 588,895 bytes ...
 SEQ_COPIES = 29             # ... and 29 copies of it hold 16 MiB
 SHA_BYTES = 16 << 20
@@ -38,20 +33,6 @@ BAD_DMESG = re.compile(
     r"may be unstable|WARNING:|BUG:|not supported|unsupported|"
     r"mark(ing)? .*unstable|clocksource.*skew|timekeeping watchdog|Unable to init MCE",
     re.I)
-
-
-def fail(msg, out=""):
-    print("FAIL: " + msg)
-    if out:
-        print("---- console (last 60 lines) ----")
-        print("\n".join(out.splitlines()[-60:]))
-    sys.exit(1)
-
-
-def base_args(vmm, cpus, cmdline):
-    return [vmm, "-q", "--accel", "emu", "--cpus", str(cpus), "--memory", "512M",
-            "--kernel", os.path.join(GUEST, "vmlinuz"),
-            "--initrd", os.path.join(GUEST, "initrd.img"), "--cmdline", cmdline]
 
 
 def check_dmesg(text, out):
@@ -89,27 +70,9 @@ def host_answers():
 
 
 def compute(vmm, cpus):
-    # The command line is parsed by the kernel then run by sh: no double quotes inside.
-    cmd = "console=ttyS0 panic=-1 quiet kumo.run=\"%s\"" % COMPUTE
-    p = subprocess.Popen(base_args(vmm, cpus, cmd), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        out, _ = p.communicate(timeout=BOOT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
-        fail("no power-off within %d s" % BOOT_TIMEOUT, out.decode(errors="replace"))
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-    out = out.decode(errors="replace").replace("\r", "")
-    if p.returncode != 0:
-        fail("exit status %d, want 0 (guest power off)" % p.returncode, out)
+    out = boot_run(vmm_args(vmm, run_cmdline(COMPUTE), cpus=cpus), "compute")
     if "kumo-guest: ready" not in out:
         fail("no 'kumo-guest: ready'", out)
-    if "kumo-guest: exit status 0" not in out:
-        fail("the command failed in the guest", out)
     want = host_answers()
     for key, value in want.items():
         m = re.search(r"^%s (\S+)" % key, out, re.M)
@@ -141,51 +104,6 @@ def compute(vmm, cpus):
 
 # ---- console ----
 
-class Console:
-    def __init__(self, vmm, cpus):
-        self.master, slave = pty.openpty()
-        self.p = subprocess.Popen(base_args(vmm, cpus, "console=ttyS0 panic=-1 quiet"),
-                                  stdin=slave, stdout=slave, stderr=slave,
-                                  start_new_session=True)
-        os.close(slave)
-        self.buf = b""
-
-    def expect(self, pattern, timeout):
-        rx = re.compile(pattern.encode(), re.S)
-        end = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.buf)
-            if m:
-                self.buf = self.buf[m.end():]
-                return m
-            left = end - time.monotonic()
-            if left <= 0 or self.p.poll() is not None:
-                fail("waited %d s for %r" % (timeout, pattern), self.buf.decode(errors="replace"))
-            r, _, _ = select.select([self.master], [], [], min(left, 1.0))
-            if r:
-                try:
-                    self.buf += os.read(self.master, 65536)
-                except OSError:
-                    pass
-
-    def drain(self, timeout):
-        r, _, _ = select.select([self.master], [], [], timeout)
-        if r:
-            try:
-                self.buf += os.read(self.master, 65536)
-            except OSError:
-                pass
-
-    def send(self, line):
-        os.write(self.master, line.encode() + b"\r")
-
-    def close(self):
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGKILL)
-            self.p.wait()
-        os.close(self.master)
-
-
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -193,7 +111,7 @@ def cpu_seconds(pid):
 
 
 def console(vmm, cpus):
-    c = Console(vmm, cpus)
+    c = Console(vmm_args(vmm, QUIET, cpus=cpus))
     try:
         c.expect(r"kumo-guest: ready", BOOT_TIMEOUT)
         c.send("echo DMESG-BEGIN; dmesg; echo DMESG-END; grep -c ^processor /proc/cpuinfo")
@@ -220,10 +138,7 @@ def console(vmm, cpus):
         c.expect(r"\n\d+\.\d+\.\d+-\S+-amd64", 120)
         print("ok: the console answers while `yes` runs on every vCPU")
         c.send("kill $(pidof yes); poweroff -f")
-        end = time.monotonic() + 120
-        while c.p.poll() is None and time.monotonic() < end:
-            c.drain(0.5)
-        if c.p.poll() != 0:
+        if c.wait_exit(120) != 0:
             fail("no clean power-off (status %s)" % c.p.poll())
         print("ok: Linux on emu with %d vCPU(s): idle, busy and interactive" % cpus)
     finally:
@@ -235,9 +150,7 @@ def main():
         print(__doc__)
         sys.exit(2)
     vmm, mode, cpus = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    for f in ("vmlinuz", "initrd.img"):
-        if not os.access(os.path.join(GUEST, f), os.R_OK):
-            fail("no %s in %s (make guest)" % (f, GUEST))
+    need_guest()
     (compute if mode == "compute" else console)(vmm, cpus)
 
 

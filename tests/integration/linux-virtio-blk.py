@@ -19,19 +19,16 @@ an image of 1 MiB + 100 bytes (vdc: not a multiple of 512).
 
 Every process this starts is killed and the images removed on the way out.
 """
-import functools
 import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-print = functools.partial(print, flush=True)
 
-GUEST = os.environ.get("KUMO_GUEST_DIR", "/var/cache/kumo/guest")
-BOOT_TIMEOUT = 900          # seconds: a sanitizer build on a loaded 2-core host
+from linuxguest import boot_run, fail, need_guest, print, run_cmdline, vmm_args
+
 IMAGE_SIZE = 256 << 20
 RO_SIZE = 1 << 20
 ODD_SIZE = (1 << 20) + 100
@@ -62,39 +59,13 @@ BOOT2 = " && ".join([MOUNT, SUMS, "dd if=/dev/zero of=/mnt/big bs=1M count=%d 2>
                      "sync", "rm /mnt/big", "sync", "fstrim -v /mnt", DONE])
 
 
-def fail(msg, out=""):
-    print("FAIL: " + msg)
-    if out:
-        print("---- console (last 60 lines) ----")
-        print("\n".join(out.splitlines()[-60:]))
-    sys.exit(1)
-
-
 def boot(vmm, disks, script, what):
     """One boot running script; returns the console output."""
-    cmdline = "console=ttyS0 panic=-1 quiet kumo.run=\"%s\"" % script
-    assert '"' not in script and len(cmdline) < 2000
-    args = [vmm, "-q", "--accel", "emu", "--memory", "512M",
-            "--kernel", os.path.join(GUEST, "vmlinuz"),
-            "--initrd", os.path.join(GUEST, "initrd.img"), "--cmdline", cmdline]
+    extra = []
     for d in disks:
-        args += ["--disk", d]
-    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        out, _ = p.communicate(timeout=BOOT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
-        fail("%s: no power-off within %d s" % (what, BOOT_TIMEOUT), out.decode(errors="replace"))
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-    out = out.decode(errors="replace").replace("\r", "")
-    if p.returncode != 0:
-        fail("%s: exit status %d, want 0 (guest power off)" % (what, p.returncode), out)
-    if "kumo-guest: exit status 0" not in out or "FS-DONE" not in out:
+        extra += ["--disk", d]
+    out = boot_run(vmm_args(vmm, run_cmdline(script), extra=extra), what)
+    if "FS-DONE" not in out:
         fail("%s: the commands failed in the guest" % what, out)
     if re.search(r"I/O error.*vda|vda.*I/O error|virtio_blk.*(error|fail)", out, re.I):
         fail("%s: disk errors in the guest" % what, out)
@@ -132,9 +103,7 @@ def main():
         print(__doc__)
         sys.exit(2)
     vmm = sys.argv[1]
-    for f in ("vmlinuz", "initrd.img"):
-        if not os.access(os.path.join(GUEST, f), os.R_OK):
-            fail("no %s in %s (make guest)" % (f, GUEST))
+    need_guest()
     if not shutil.which("e2fsck"):
         print("SKIP: no e2fsck on the host")
         sys.exit(77)

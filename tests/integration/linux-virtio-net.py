@@ -17,12 +17,9 @@ Exits 77 (skipped) only when it cannot make a network namespace or a tap
 (not root, no /dev/net/tun); every process it starts is killed and the
 namespace removed whatever happens.
 """
-import functools
 import hashlib
 import os
-import pty
 import re
-import select
 import signal
 import socket
 import struct
@@ -31,10 +28,8 @@ import sys
 import threading
 import time
 
-print = functools.partial(print, flush=True)
+from linuxguest import BOOT_TIMEOUT, QUIET, Console, fail, need_guest, print, vmm_args
 
-GUEST = os.environ.get("KUMO_GUEST_DIR", "/var/cache/kumo/guest")
-BOOT_TIMEOUT = 900          # seconds: a sanitizer build on a loaded 2-core host
 HOST_IP, GUEST_IP = "10.0.2.1", "10.0.2.2"
 TAP = "kumo-tap0"
 MAC = "02:4b:4d:00:10:02"
@@ -48,14 +43,6 @@ T0 = time.monotonic()
 
 def say(msg):
     print("[%5.0f s] %s" % (time.monotonic() - T0, msg))
-
-
-def fail(msg, out=""):
-    print("FAIL: " + msg)
-    if out:
-        print("---- console (last 60 lines) ----")
-        print("\n".join(out.splitlines()[-60:]))
-    sys.exit(1)
 
 
 def pattern(mib):
@@ -80,9 +67,7 @@ def outer(vmm, mib):
     if not os.path.exists("/dev/net/tun"):
         print("SKIP: no /dev/net/tun")
         sys.exit(77)
-    for f in ("vmlinuz", "initrd.img"):
-        if not os.access(os.path.join(GUEST, f), os.R_OK):
-            fail("no %s in %s (make guest)" % (f, GUEST))
+    need_guest()
     ns = "kumo-test-%d" % os.getpid()
     r = run(["ip", "netns", "add", ns])
     if r.returncode != 0:
@@ -124,52 +109,6 @@ def outer(vmm, mib):
 
 
 # ---------------------------------------------------------------- inside
-
-class Console:
-    def __init__(self, args):
-        self.master, slave = pty.openpty()
-        self.p = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave)
-        os.close(slave)
-        self.buf = b""
-        self.log = b""
-
-    def _read(self, timeout):
-        r, _, _ = select.select([self.master], [], [], timeout)
-        if r:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:
-                data = b""
-            self.buf += data
-            self.log += data
-
-    def expect(self, pattern, timeout):
-        rx = re.compile(pattern.encode(), re.S)
-        end = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.buf)
-            if m:
-                self.buf = self.buf[m.end():]
-                return m
-            left = end - time.monotonic()
-            if left <= 0 or self.p.poll() is not None:
-                why = "exited with %s" % self.p.poll() if self.p.poll() is not None else \
-                      "waited %d s" % timeout
-                fail("%s for %r" % (why, pattern), self.text())
-            self._read(min(left, 1.0))
-
-    def send(self, line):
-        os.write(self.master, line.encode() + b"\r")
-
-    def text(self):
-        return self.log.decode(errors="replace").replace("\r", "")
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
-        os.close(self.master)
-
 
 class Receiver(threading.Thread):
     """Accepts one connection on HOST_IP:port and hashes all it gets."""
@@ -278,11 +217,7 @@ def inner(vmm, mib):
     want_sha = hashlib.sha256(data).hexdigest()
     want_md5 = hashlib.md5(data).hexdigest()
 
-    c = Console([vmm, "-q", "--accel", "emu", "--cpus", "1", "--memory", "512M",
-                 "--kernel", os.path.join(GUEST, "vmlinuz"),
-                 "--initrd", os.path.join(GUEST, "initrd.img"),
-                 "--cmdline", "console=ttyS0 panic=-1 quiet",
-                 "--net", "tap=%s,mac=%s" % (TAP, MAC)])
+    c = Console(vmm_args(vmm, QUIET, extra=["--net", "tap=%s,mac=%s" % (TAP, MAC)]))
     try:
         c.expect(r"kumo-guest: ready", BOOT_TIMEOUT)
         c.send("cat /sys/class/net/eth0/address; ip addr add %s/24 dev eth0 && "
@@ -341,10 +276,7 @@ def inner(vmm, mib):
         say("ok: the guest pings the host after a device reset (driver unbind and bind)")
         host_ping(c)
         c.send("poweroff -f")
-        end = time.monotonic() + 120
-        while c.p.poll() is None and time.monotonic() < end:
-            c._read(0.5)
-        if c.p.poll() != 0:
+        if c.wait_exit(120) != 0:
             fail("no clean power-off (status %s)" % c.p.poll(), c.text())
         if re.search(r"AddressSanitizer|runtime error", c.text()):
             fail("sanitizer report", c.text())
