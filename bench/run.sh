@@ -24,6 +24,3 @@ echo
 # Disk and network I/O of that guest, kumo emu against QEMU TCG (fio, iperf3)
 "$top/guest/build.sh" --bench
 python3 "$top/bench/io/bench_io.py" "$build/kumo" --runs 3
-echo
-# kumo img convert against qemu-img convert, 2 GiB
-python3 "$top/bench/img/bench_img.py" "$build/kumo" --runs 3
