@@ -595,8 +595,7 @@ static int string_fast(struct ctx *c, unsigned size)
 			for (uint64_t i = 0; i < bytes; i += size)
 				memcpy(hdst + i, &v, size);
 		}
-		if ((pdst >> 12) == cpu->code_page)
-			cpu->code_written = true;
+		emu_code_store(cpu, pdst >> 12);
 		reg_write(c, X86_RDI, in->addrsize, di + bytes);
 		set_count(c, count - n);
 	}
@@ -2195,28 +2194,35 @@ out:
  * ended with an instruction that changes nothing the fetch depends on
  * (icache.c: chains()). A chained entry skips the fetch's translation and
  * the hash; both skip the byte compare for blocks already compared in
- * this session (icache.h), which ends when this CPU writes to the code
- * page, leaves it, faults, or leaves emu_run(). The budget and the kick
- * flag are looked at after every block, chained or not. */
+ * this session (icache.h). A session is this call, cut by every store of
+ * this CPU into a page of validated code (emu_code_store) and after every
+ * block that ends in an instruction that does not chain (serialising
+ * ones among them: CPUID, IRET, MOV CR, WRMSR...): code that another vCPU
+ * or a device wrote is seen from there on. The budget and the kick flag
+ * are looked at after every block, chained or not. */
 int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 {
 	struct emu_icache *c = emu_icache_get();
 	struct emu_block *prev = NULL, *b;
 	const struct emu_insn *in;
-	uint64_t sess_page = ~0ULL, ppage, entry = 0;
+	uint64_t cur_page = ~0ULL, ppage, entry = 0;
 	unsigned done = 0, n;
 	uint8_t *host;
 	int st;
 
 	if (!budget)
 		budget = 1;
+	if (c) {
+		c->session++;
+		emu_code_sync(cpu, c);
+	}
 	for (;;) {
 		b = NULL;
 		if (prev && cpu->mode == MODE_LONG64 && (cpu->rip >> 12) == cpu->fetch.vpage &&
 		    cpu->fetch.gen == cpu->tlb_gen && cpu->fetch.cpl == cpu->cpl &&
-		    cpu->fetch.ppage == sess_page) {
-			b = emu_icache_follow(prev, cpu->rip != entry + prev->nbytes,
-					      sess_page << 12 | (cpu->rip & 0xfff), cpu->fetch.host,
+		    cpu->fetch.ppage == cur_page) {
+			b = emu_icache_follow(cpu, prev, cpu->rip != entry + prev->nbytes,
+					      cur_page << 12 | (cpu->rip & 0xfff), cpu->fetch.host,
 					      MODE_LONG64, &in);
 		}
 		if (!b) {
@@ -2226,22 +2232,24 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 				goto next;
 			}
 			if (!host || !c) {
-				sess_page = ~0ULL; /* whatever this one writes: a new session after */
+				cur_page = ~0ULL;
 				prev = NULL;
 				st = step_slow(cpu);
+				if (c) /* it may have been a serialising one */
+					c->session++;
 				n = 1;
 				goto next;
 			}
-			if (ppage != sess_page) {
-				c->session++;
-				sess_page = ppage;
+			if (ppage != cur_page) {
+				cur_page = ppage;
 				prev = NULL; /* links stay within a page */
 			}
-			b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in);
+			b = emu_icache_find(cpu, ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in);
 			if (!b) {
-				sess_page = ~0ULL;
+				cur_page = ~0ULL;
 				prev = NULL;
 				st = step_slow(cpu);
+				c->session++;
 				n = 1;
 				goto next;
 			}
@@ -2249,13 +2257,13 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 				prev->next[cpu->rip != entry + prev->nbytes] = b;
 		}
 		entry = cpu->rip;
-		cpu->code_page = sess_page;
+		cpu->code_page = cur_page;
 		st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
 		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
-		if (cpu->code_written) {
-			sess_page = ~0ULL;
-			prev = NULL;
-		}
+		if (!b->chain && n == b->ninsn)
+			c->session++; /* after a serialising instruction, among others */
+		if (cpu->code_written)
+			prev = NULL; /* the session is new already (emu_code_store) */
 next:
 		done += n;
 		if (st != EMU_OK || done >= budget ||
