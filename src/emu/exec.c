@@ -12,6 +12,7 @@
 
 #include "exec_internal.h"
 #include "icache.h"
+#include "jit.h"
 #include "sse.h"
 
 /* Read-modify-write of the r/m operand: fn computes the new value (and
@@ -2186,6 +2187,21 @@ out:
 	return st;
 }
 
+/* Runs a block's translated prefix (jit.h): registers in place, the
+ * host's flags taken as the guest's when the prefix wrote them. */
+static inline void run_native(struct emu_cpu *cpu, const struct emu_block *b)
+{
+	uint64_t fl = b->native(cpu) & FL_ARITH;
+
+	if (b->native_flags != JIT_FLAGS_NONE) {
+		if (b->native_flags == JIT_FLAGS_LOGIC)
+			fl &= ~FL_AF;
+		cpu->rflags = (cpu->rflags & ~FL_ARITH) | fl;
+		cpu->lf.op = FLOP_NONE;
+	}
+	cpu->rip += b->native_bytes;
+}
+
 /* Runs block after block. A block is found by its physical address
  * through the cache's hash table (emu_icache_find), or — chaining — from
  * the block that ran before it, which remembers its successors: taken
@@ -2258,7 +2274,22 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		}
 		entry = cpu->rip;
 		cpu->code_page = cur_page;
-		st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
+		if (b->native_n && b->native_n <= budget - done && !cpu->interrupt_shadow) {
+			/* the translated prefix (jit.h), then the rest interpreted */
+			unsigned k = b->native_n;
+
+			run_native(cpu, b);
+			if (k == b->ninsn || k == budget - done) {
+				st = EMU_OK;
+				n = k;
+			} else {
+				st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - done - k),
+					       b->ninsn - k, &n);
+				n += k;
+			}
+		} else {
+			st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
+		}
 		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
 		if (!b->chain && n == b->ninsn)
 			c->session++; /* after a serialising instruction, among others */

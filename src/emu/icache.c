@@ -4,6 +4,7 @@
  * when the thread ends. */
 #include "icache.h"
 #include "exec_internal.h"
+#include "jit.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ static void cache_free(void *p)
 	struct emu_icache *c = p;
 
 	munmap(c->codemap, CODEMAP_BYTES);
+	emu_jit_buf_free(c->jit);
 	free(c);
 }
 
@@ -114,6 +116,8 @@ struct emu_icache *emu_icache_get(void)
 		free(c);
 		return NULL;
 	}
+	if (emu_jit_on())
+		c->jit = emu_jit_buf_new(); /* NULL: the interpreter alone */
 	if (pthread_setspecific(cache_key, c)) {
 		cache_free(c);
 		return NULL;
@@ -130,9 +134,12 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 	uint8_t *bytes;
 
 	if (c->insns_used + EMU_BLOCK_MAX > EMU_ICACHE_INSNS ||
-	    c->bytes_used + EMU_BLOCK_MAX * EMU_INSN_MAX > EMU_ICACHE_BYTES) {
+	    c->bytes_used + EMU_BLOCK_MAX * EMU_INSN_MAX > EMU_ICACHE_BYTES ||
+	    (c->jit && !emu_jit_buf_room(c->jit))) {
 		/* Full: start again, every block built so far goes stale. */
 		c->insns_used = c->bytes_used = 0;
+		if (c->jit)
+			emu_jit_buf_reset(c->jit);
 		c->gen++;
 	}
 	/* Decode from a copy, never from guest memory that another vCPU may be
@@ -158,6 +165,14 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 	*b = (struct emu_block){ .phys = phys, .session = c->session, .gen = c->gen,
 				 .first = c->insns_used, .boff = c->bytes_used, .nbytes = (uint16_t)pos,
 				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
+	if (c->jit && mode == MODE_LONG64) {
+		struct emu_jit_result r = emu_jit_block(c->jit, &c->insns[c->insns_used], n);
+
+		b->native = r.fn;
+		b->native_n = r.ninsn;
+		b->native_flags = r.flags;
+		b->native_bytes = r.nbytes;
+	}
 	c->insns_used += n;
 	c->bytes_used += pos;
 	return true;

@@ -43,6 +43,11 @@ struct emu_block {
 	uint8_t ninsn;          /* 1..EMU_BLOCK_MAX */
 	uint8_t mode;           /* enum emu_mode */
 	bool chain;             /* may be chained to its successors (see icache.c) */
+	/* Translation (jit.h, when switched on): the first native_n
+	 * instructions (native_bytes bytes) as one host function. */
+	uint8_t native_n, native_flags;
+	uint16_t native_bytes;
+	uint64_t (*native)(struct emu_cpu *cpu);
 };
 
 #define EMU_ICACHE_BLOCKS_LOG2 13
@@ -69,6 +74,7 @@ struct emu_icache {
 	 * starts a new session. mmap'ed, untouched parts cost nothing. */
 	uint8_t *codemap;
 	uint64_t mark_epoch;    /* bumped by every page newly marked */
+	struct emu_jit_buf *jit; /* NULL: translation off (jit.h) */
 	struct emu_block blocks[EMU_ICACHE_BLOCKS];
 	struct emu_insn insns[EMU_ICACHE_INSNS];
 	uint8_t bytes[EMU_ICACHE_BYTES];
