@@ -2188,18 +2188,35 @@ out:
 }
 
 /* Runs a block's translated prefix (jit.h): registers in place, the
- * host's flags taken as the guest's when the prefix wrote them. */
-static inline void run_native(struct emu_cpu *cpu, const struct emu_block *b)
+ * host's flags taken as the guest's where the prefix wrote them. 0: it
+ * ran to its end; 1: a Jcc in it was taken (RIP at the target); -1: that
+ * target is not canonical (#GP, RIP at the Jcc). *n: instructions run. */
+static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, const struct emu_insn *in,
+			     unsigned *n)
 {
-	uint64_t fl = b->native(cpu) & FL_ARITH;
+	uint64_t r = b->native(cpu), next;
+	unsigned k = r & 0xff, kind = (r >> 8) & 3;
 
-	if (b->native_flags != JIT_FLAGS_NONE) {
-		if (b->native_flags == JIT_FLAGS_LOGIC)
+	if (kind != JIT_FLAGS_NONE) {
+		uint64_t fl = cpu->jit_flags & FL_ARITH;
+
+		if (kind == JIT_FLAGS_LOGIC)
 			fl &= ~FL_AF;
 		cpu->rflags = (cpu->rflags & ~FL_ARITH) | fl;
 		cpu->lf.op = FLOP_NONE;
 	}
-	cpu->rip += b->native_bytes;
+	cpu->rip += r >> 32;
+	*n = k;
+	if (!(r & EMU_JIT_TAKEN))
+		return 0;
+	*n = k + 1;
+	next = cpu->rip + in[k].len + in[k].imm;
+	if (!canonical_addr(next)) {
+		emu_fault(cpu, EXC_GP, true, 0);
+		return -1;
+	}
+	cpu->rip = next;
+	return 1;
 }
 
 /* Runs block after block. A block is found by its physical address
@@ -2276,11 +2293,11 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		cpu->code_page = cur_page;
 		if (b->native_n && b->native_n <= budget - done && !cpu->interrupt_shadow) {
 			/* the translated prefix (jit.h), then the rest interpreted */
-			unsigned k = b->native_n;
+			unsigned k;
+			int left = run_native(cpu, b, in, &k);
 
-			run_native(cpu, b);
-			if (k == b->ninsn || k == budget - done) {
-				st = EMU_OK;
+			if (left || k == b->ninsn || k == budget - done) {
+				st = left < 0 ? EMU_FAULT : EMU_OK;
 				n = k;
 			} else {
 				st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - done - k),

@@ -170,8 +170,6 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 
 		b->native = r.fn;
 		b->native_n = r.ninsn;
-		b->native_flags = r.flags;
-		b->native_bytes = r.nbytes;
 	}
 	c->insns_used += n;
 	c->bytes_used += pos;

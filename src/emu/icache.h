@@ -44,9 +44,9 @@ struct emu_block {
 	uint8_t mode;           /* enum emu_mode */
 	bool chain;             /* may be chained to its successors (see icache.c) */
 	/* Translation (jit.h, when switched on): the first native_n
-	 * instructions (native_bytes bytes) as one host function. */
-	uint8_t native_n, native_flags;
-	uint16_t native_bytes;
+	 * instructions as one host function (it may leave earlier, at a
+	 * taken Jcc). */
+	uint8_t native_n;
 	uint64_t (*native)(struct emu_cpu *cpu);
 };
 

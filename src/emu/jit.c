@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #define JIT_BYTES (4u << 20)
-#define JIT_BLOCK_MAX 1024u    /* bytes of host code a block may take, at most */
+#define JIT_BLOCK_MAX 2048u    /* bytes of host code a block may take, at most */
+#define JIT_INSN_MAX 16u       /* bytes of host code per instruction, at most */
+#define JIT_EXIT_MAX 20u       /* bytes of host code per exit, at most */
 
 struct emu_jit_buf {
 	uint8_t *rw, *rx;      /* the same pages: written through rw, run through rx */
@@ -203,15 +205,31 @@ static bool alu_ok(unsigned alu)
 
 /* Emits one instruction; false if it is not one the emitter takes.
  * *writes: it writes the flags (*logic: as AND/OR/XOR/TEST do). */
-static bool emit_insn(struct emit *e, const struct emu_insn *in, bool *writes, bool *logic)
+static bool emit_insn(struct emit *e, const struct emu_insn *in, bool flags_in_host, bool *writes,
+		      bool *logic)
 {
 	unsigned size = in->opsize, op = in->op, alu;
 	bool reg = in->has_modrm && in->mod == 3;
 	unsigned opreg = (op & 7) | ((in->rex & 1) << 3);
 
-	if (in->map != MAP_1B || in->lock || in->rep || (size != 4 && size != 8))
+	if (in->lock || in->rep || (size != 4 && size != 8))
 		return false;
 	*writes = false;
+	*logic = false;
+	if (in->map == MAP_0F) {
+		if (in->op != 0xaf || !reg) /* IMUL r, r/m: CF OF (the rest undefined) */
+			return false;
+		load(e, size, in->reg);
+		rex_w(e, size);
+		b1(e, 0x0f);
+		b1(e, 0xaf);
+		gpr_operand(e, 0, in->rm);
+		store(e, in->reg);
+		*writes = true;
+		return true;
+	}
+	if (in->map != MAP_1B)
+		return false;
 	if (op < 0x40 && (op & 7) <= 5 && (op & 7) != 0 && (op & 7) != 2 && (op & 7) != 4) {
 		alu = op >> 3;
 		if (!alu_ok(alu))
@@ -294,8 +312,48 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, bool *writes, b
 		mov_imm(e, size, in->imm);
 		store(e, in->rm);
 		return true;
+	case 0xc1: case 0xd1: { /* SHL/SHR/SAR by a non-zero constant */
+		unsigned grp = in->reg & 7, count = op == 0xd1 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
+
+		if (!reg || (grp != 4 && grp != 5 && grp != 7) || !count)
+			return false;
+		load(e, size, in->rm);
+		rex_w(e, size);
+		b1(e, 0xc1);
+		b1(e, (uint8_t)(0xc0 | grp << 3));
+		b1(e, (uint8_t)count);
+		store(e, in->rm);
+		*writes = true;
+		return true;
+	}
+	case 0xff: /* INC/DEC keep CF: only where the host's CF is the guest's */
+		if (!reg || (in->reg & 7) > 1 || !flags_in_host)
+			return false;
+		load(e, size, in->rm);
+		rex_w(e, size);
+		b1(e, 0xff);
+		b1(e, (uint8_t)(0xc0 | (in->reg & 7) << 3));
+		store(e, in->rm);
+		*writes = true;
+		return true;
 	}
 	return false;
+}
+
+/* An exit: the flags (when the prefix wrote them) into cpu->jit_flags,
+ * and the return value for emu_run (jit.h: EMU_JIT_*). */
+static void emit_exit(struct emit *e, unsigned k, unsigned kind, bool taken, uint32_t bytes)
+{
+	if (kind != JIT_FLAGS_NONE) {
+		b1(e, 0x9c);                      /* pushfq */
+		b1(e, 0x8f);                      /* pop qword [rdi + disp32] */
+		b1(e, 0x87);
+		b4(e, (uint32_t)offsetof(struct emu_cpu, jit_flags));
+	}
+	b1(e, 0x48);                              /* movabs rax, imm64 */
+	b1(e, 0xb8);
+	b8(e, (uint64_t)k | (uint64_t)kind << 8 | (taken ? EMU_JIT_TAKEN : 0) | (uint64_t)bytes << 32);
+	b1(e, 0xc3);                              /* ret */
 }
 
 struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn *insns, unsigned n)
@@ -303,35 +361,54 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 	struct emu_jit_result r = { 0 };
 	uint8_t *start = j->rw + j->used;
 	struct emit e = { .p = start };
-	bool wrote = false, logic = false;
-	unsigned k, bytes = 0;
+	struct {
+		uint8_t *rel;          /* the Jcc's rel32 */
+		unsigned k, kind;
+		uint32_t bytes;
+	} jcc[EMU_JIT_MAX_INSNS];
+	unsigned k, njcc = 0, kind = JIT_FLAGS_NONE, bytes = 0;
 
-	/* each instruction takes at most 16 bytes of host code, the end 3 */
-	for (k = 0; k < n && (unsigned)(e.p - start) + 16 + 3 <= JIT_BLOCK_MAX; k++) {
+	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS &&
+		    (unsigned)(e.p - start) + JIT_INSN_MAX + (njcc + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX; k++) {
+		const struct emu_insn *in = &insns[k];
 		uint8_t *mark = e.p;
-		bool w, l = false;
+		bool w, l;
 
-		if (!emit_insn(&e, &insns[k], &w, &l)) {
+		if (in->map == MAP_1B ? in->op >= 0x70 && in->op <= 0x7f
+				      : in->map == MAP_0F && in->op >= 0x80 && in->op <= 0x8f) {
+			/* Jcc: on the host's flags, which must be the guest's */
+			if (kind == JIT_FLAGS_NONE)
+				break;
+			b1(&e, 0x0f);
+			b1(&e, (uint8_t)(0x80 | (in->op & 15)));
+			jcc[njcc].rel = e.p;
+			jcc[njcc].k = k;
+			jcc[njcc].kind = kind;
+			jcc[njcc].bytes = bytes;
+			njcc++;
+			b4(&e, 0);
+			bytes += in->len;
+			continue;
+		}
+		if (!emit_insn(&e, in, kind != JIT_FLAGS_NONE, &w, &l)) {
 			e.p = mark;
 			break;
 		}
-		if (w) {
-			wrote = true;
-			logic = l;
-		}
-		bytes += insns[k].len;
+		if (w)
+			kind = l ? JIT_FLAGS_LOGIC : JIT_FLAGS_ARITH;
+		bytes += in->len;
 	}
 	if (!k)
 		return r;
-	if (wrote) {
-		b1(&e, 0x9c); /* pushfq */
-		b1(&e, 0x58); /* pop rax */
+	emit_exit(&e, k, kind, false, bytes);
+	for (unsigned i = 0; i < njcc; i++) {
+		int32_t rel = (int32_t)(e.p - (jcc[i].rel + 4));
+
+		memcpy(jcc[i].rel, &rel, 4);
+		emit_exit(&e, jcc[i].k, jcc[i].kind, true, jcc[i].bytes);
 	}
-	b1(&e, 0xc3);         /* ret */
 	r.fn = (emu_native_fn)(void *)(j->rx + j->used);
 	r.ninsn = (uint8_t)k;
-	r.nbytes = (uint16_t)bytes;
-	r.flags = !wrote ? JIT_FLAGS_NONE : logic ? JIT_FLAGS_LOGIC : JIT_FLAGS_ARITH;
 	j->used += (uint32_t)((e.p - start + 15) & ~15);
 	atomic_fetch_add(&jit_count, k);
 	return r;

@@ -3,22 +3,30 @@
  * the environment, before the thread's decoded-block cache is made.
  *
  * What it does so far: the longest prefix of a 64-bit block made of
- * register-only ADD/OR/AND/SUB/XOR/CMP/TEST and MOV (32 and 64-bit
- * operands, register or immediate sources) becomes one host function.
- * Guest registers stay in cpu->gpr (the function gets cpu in RDI and
- * works through RAX); the arithmetic flags are those of the host's own
- * instructions, captured once at the end of the prefix (PUSHFQ) when the
- * prefix writes them — never per instruction. The rest of the block runs
- * in the interpreter. Code lives in a memfd mapped twice, writable for
+ * register-only ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, SHL/SHR/SAR by a
+ * constant, IMUL r, r and (after another flag writer) INC/DEC, on 32 and
+ * 64-bit operands, and of conditional branches (after a flag writer),
+ * becomes one host function. Guest registers stay in cpu->gpr (the
+ * function gets cpu in RDI and works through RAX); the arithmetic flags
+ * are those of the host's own instructions, which a Jcc reads where they
+ * are, captured (PUSHFQ) only where the function leaves — never per
+ * instruction. A taken Jcc leaves the block; the rest of the block, after
+ * the prefix, runs in the interpreter. Code lives in a memfd mapped twice, writable for
  * the emitter and executable for the CPU: no page is both. */
 #ifndef KUMO_EMU_JIT_H
 #define KUMO_EMU_JIT_H
 
 #include "cpu.h"
 
-/* The host function of a translated prefix: returns the host's RFLAGS
- * after it (meaningful when the prefix wrote flags). */
+/* The host function of a translated prefix. It returns where it left:
+ * bits 0-7, the instructions it completed (a taken Jcc not counted);
+ * bits 8-9, enum emu_jit_flags: how the flags it left in cpu->jit_flags
+ * (the host's RFLAGS) stand; EMU_JIT_TAKEN, the Jcc after those
+ * instructions was taken (its target is for the caller to check and
+ * take); bits 32-63, the guest bytes of the instructions completed. */
 typedef uint64_t (*emu_native_fn)(struct emu_cpu *cpu);
+#define EMU_JIT_TAKEN (1ULL << 10)
+#define EMU_JIT_MAX_INSNS 32
 
 /* How the prefix leaves the arithmetic flags. */
 enum emu_jit_flags {
@@ -45,8 +53,6 @@ bool emu_jit_buf_room(const struct emu_jit_buf *j);
 struct emu_jit_result {
 	emu_native_fn fn;
 	uint8_t ninsn;    /* instructions translated: 0 if none */
-	uint8_t flags;    /* enum emu_jit_flags */
-	uint16_t nbytes;  /* their guest bytes */
 };
 
 /* Translates the longest prefix of insns[0..n) (decoded in 64-bit mode)

@@ -212,6 +212,42 @@ static void rewritten_code_translated_again(void **state)
 	}
 }
 
+/* A loop: conditional branches on the host's flags inside the
+ * translated code, taken (leaving the block) and not; INC/DEC after
+ * another flag writer; shifts by constants; IMUL. */
+static void branches_shifts_imul(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb9, 10, 0, 0, 0,                        /* mov ecx, 10 */
+		0x31, 0xc0,                               /* xor eax, eax */
+		0x01, 0xc8,                               /* L: add eax, ecx */
+		0x48, 0x89, 0xc2,                         /* mov rdx, rax */
+		0x48, 0xc1, 0xe2, 0x3c,                   /* shl rdx, 60 */
+		0x48, 0xc1, 0xfa, 0x3d,                   /* sar rdx, 61 */
+		0x48, 0xff, 0xc6,                         /* inc rsi */
+		0xff, 0xc9,                               /* dec ecx */
+		0x75, 0xec,                               /* jnz L */
+		0x48, 0x0f, 0xaf, 0xc0,                   /* imul rax, rax */
+		0xd1, 0xe8,                               /* shr eax, 1 */
+		0x0f, 0x92, 0xc3,                         /* setc bl (interpreted) */
+		0xf4,
+	};
+
+	put(f, CODE + 0x300, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RSI] = 0xffffffff;
+		f->cpu.gpr[X86_RBX] = 0;
+		assert_int_equal(run_to_hlt(f, CODE + 0x300), 2 + 10 * 7 + 4);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 55 * 55 / 2);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 1);             /* 3025 is odd: CF */
+		assert_int_equal(f->cpu.gpr[X86_RSI], 0xffffffffULL + 10);
+		/* rax was 55 at the last turn: 55 << 60 is 0x7000..., >> 61 (arithmetic) is 3 */
+		assert_int_equal(f->cpu.gpr[X86_RDX], 3);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -219,6 +255,7 @@ int main(void)
 		T(alu_and_mov_translated),
 		T(logic_cmp_test_and_budget),
 		T(rewritten_code_translated_again),
+		T(branches_shifts_imul),
 	};
 
 	emu_jit_set(true); /* before this thread's cache is made */
