@@ -2140,7 +2140,7 @@ static int step_slow(struct emu_cpu *cpu)
  * fall through (a taken branch, a paused REP string, IP wrapping), or
  * wrote to the block's code page (cpu->code_written, see access.c): the
  * next lookup validates the bytes again. *ran is how many ran. */
-static inline int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned full,
+static inline __attribute__((always_inline)) int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned full,
 			    unsigned *ran)
 {
 	const struct emu_insn *first = in, *end = in + n;
@@ -2219,6 +2219,26 @@ static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, con
 	return 1;
 }
 
+/* A block with a translated prefix: the prefix (when the budget and the
+ * interrupt shadow allow), then what it left of the block interpreted.
+ * Out of line: the interpreter's path stays as it was. */
+static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, const struct emu_block *b,
+						    const struct emu_insn *in, unsigned budget, unsigned *ran)
+{
+	unsigned k = 0, n;
+	int left = 0, st;
+
+	if (b->native_n <= budget && !cpu->interrupt_shadow)
+		left = run_native(cpu, b, in, &k);
+	if (left || k == b->ninsn || k == budget) {
+		*ran = k;
+		return left < 0 ? EMU_FAULT : EMU_OK;
+	}
+	st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - k), b->ninsn - k, &n);
+	*ran = n + k;
+	return st;
+}
+
 /* Runs block after block. A block is found by its physical address
  * through the cache's hash table (emu_icache_find), or — chaining — from
  * the block that ran before it, which remembers its successors: taken
@@ -2291,22 +2311,10 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		}
 		entry = cpu->rip;
 		cpu->code_page = cur_page;
-		if (b->native_n && b->native_n <= budget - done && !cpu->interrupt_shadow) {
-			/* the translated prefix (jit.h), then the rest interpreted */
-			unsigned k;
-			int left = run_native(cpu, b, in, &k);
-
-			if (left || k == b->ninsn || k == budget - done) {
-				st = left < 0 ? EMU_FAULT : EMU_OK;
-				n = k;
-			} else {
-				st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - done - k),
-					       b->ninsn - k, &n);
-				n += k;
-			}
-		} else {
+		if (__builtin_expect(b->native_n != 0, 0))
+			st = run_translated(cpu, b, in, budget - done, &n);
+		else
 			st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
-		}
 		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
 		if (!b->chain && n == b->ninsn)
 			c->session++; /* after a serialising instruction, among others */

@@ -13,6 +13,7 @@
 #define JIT_BLOCK_MAX 2048u    /* bytes of host code a block may take, at most */
 #define JIT_INSN_MAX 16u       /* bytes of host code per instruction, at most */
 #define JIT_EXIT_MAX 20u       /* bytes of host code per exit, at most */
+#define JIT_MIN_PREFIX 4u      /* instructions, unless the prefix is the whole block */
 
 struct emu_jit_buf {
 	uint8_t *rw, *rx;      /* the same pages: written through rw, run through rx */
@@ -398,7 +399,9 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 			kind = l ? JIT_FLAGS_LOGIC : JIT_FLAGS_ARITH;
 		bytes += in->len;
 	}
-	if (!k)
+	/* A short prefix that leaves the rest of its block to the interpreter
+	 * costs more (a call, an exit, the flags) than it saves. */
+	if (!k || (k < JIT_MIN_PREFIX && k < n))
 		return r;
 	emit_exit(&e, k, kind, false, bytes);
 	for (unsigned i = 0; i < njcc; i++) {
