@@ -313,9 +313,21 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, bool flags_in_h
 		mov_imm(e, size, in->imm);
 		store(e, in->rm);
 		return true;
-	case 0xc1: case 0xd1: { /* SHL/SHR/SAR by a non-zero constant */
+	case 0xc1: case 0xd1: { /* SHL/SHR/SAR by a non-zero constant; ROL/ROR */
 		unsigned grp = in->reg & 7, count = op == 0xd1 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
 
+		if (reg && grp <= 1 && (flags_in_host || in->flags_dead)) {
+			/* CF and OF, the rest kept: exact where the host's flags
+			 * are the guest's; else only where the block overwrites
+			 * them (emu_jit_block makes sure that is in the prefix) */
+			load(e, size, in->rm);
+			rex_w(e, size);
+			b1(e, 0xc1);
+			b1(e, (uint8_t)(0xc0 | grp << 3));
+			b1(e, (uint8_t)count);
+			store(e, in->rm);
+			return true;
+		}
 		if (!reg || (grp != 4 && grp != 5 && grp != 7) || !count)
 			return false;
 		load(e, size, in->rm);
@@ -368,6 +380,14 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 		uint32_t bytes;
 	} jcc[EMU_JIT_MAX_INSNS];
 	unsigned k, njcc = 0, kind = JIT_FLAGS_NONE, bytes = 0;
+	/* A rotate whose flags are dead, with the host's flags not the
+	 * guest's: the prefix must reach the instruction that overwrites
+	 * them, or end before the rotate. */
+	struct {
+		uint8_t *p;
+		unsigned k, njcc, bytes;
+	} undo = { 0 };
+	bool unsettled = false;
 
 	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS &&
 		    (unsigned)(e.p - start) + JIT_INSN_MAX + (njcc + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX; k++) {
@@ -391,13 +411,29 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 			bytes += in->len;
 			continue;
 		}
+		if (kind == JIT_FLAGS_NONE && !unsettled && in->map == MAP_1B &&
+		    (in->op == 0xc1 || in->op == 0xd1) && (in->reg & 7) <= 1) {
+			undo.p = e.p;
+			undo.k = k;
+			undo.njcc = njcc;
+			undo.bytes = bytes;
+			unsettled = true;
+		}
 		if (!emit_insn(&e, in, kind != JIT_FLAGS_NONE, &w, &l)) {
 			e.p = mark;
 			break;
 		}
-		if (w)
+		if (w) {
 			kind = l ? JIT_FLAGS_LOGIC : JIT_FLAGS_ARITH;
+			unsettled = false;
+		}
 		bytes += in->len;
+	}
+	if (unsettled) {
+		e.p = undo.p;
+		k = undo.k;
+		njcc = undo.njcc;
+		bytes = undo.bytes;
 	}
 	/* A short prefix that leaves the rest of its block to the interpreter
 	 * costs more (a call, an exit, the flags) than it saves. */

@@ -248,6 +248,46 @@ static void branches_shifts_imul(void **state)
 	}
 }
 
+/* Rotates: with dead flags before any flag writer (the prefix reaches
+ * the instruction that overwrites them), and exact after one (a Jcc
+ * reads their CF). */
+static void rotates(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xc1, 0xc8, 0x07,                         /* ror eax, 7 (flags dead) */
+		0x48, 0xc1, 0xc3, 0x0d,                   /* rol rbx, 13 (flags dead) */
+		0x31, 0xd8,                               /* xor eax, ebx: overwrites them */
+		0xd1, 0xc1,                               /* rol ecx, 1: CF OF from here */
+		0x72, 0x06,                               /* jc +6 */
+		0xbe, 1, 0, 0, 0,                         /* mov esi, 1 */
+		0xf4,                                     /* hlt */
+		0xbe, 2, 0, 0, 0,                         /* mov esi, 2 */
+		0xf4,
+	};
+	uint64_t before = emu_jit_translated();
+
+	put(f, CODE + 0x400, code, sizeof(code));
+	for (unsigned round = 0; round < 4; round++) {
+		uint32_t a = 0x12345678u * (round + 1), c = round & 1 ? 0x80000001u : 0x40000001u;
+		uint64_t b = 0x0123456789abcdefULL + round;
+		uint32_t ra = (a >> 7) | (a << 25);
+		uint64_t rb = (b << 13) | (b >> 51);
+
+		f->cpu.gpr[X86_RAX] = a;
+		f->cpu.gpr[X86_RBX] = b;
+		f->cpu.gpr[X86_RCX] = c;
+		run_to_hlt(f, CODE + 0x400);
+		assert_int_equal(f->cpu.gpr[X86_RAX], ra ^ (uint32_t)rb);
+		assert_int_equal(f->cpu.gpr[X86_RBX], rb);
+		assert_int_equal(f->cpu.gpr[X86_RCX], (uint32_t)((c << 1) | (c >> 31)));
+		assert_int_equal(f->cpu.gpr[X86_RSI], round & 1 ? 2 : 1);
+		/* OF of a 1-bit ROL: the new sign xor the new CF */
+		assert_int_equal(!!(flags(f) & FL_OF), ((c >> 30) & 1) ^ (c >> 31));
+	}
+	assert_true(emu_jit_translated() - before >= 5);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -256,6 +296,7 @@ int main(void)
 		T(logic_cmp_test_and_budget),
 		T(rewritten_code_translated_again),
 		T(branches_shifts_imul),
+		T(rotates),
 	};
 
 	emu_jit_set(true); /* before this thread's cache is made */
