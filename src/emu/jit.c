@@ -20,7 +20,7 @@ struct emu_jit_buf {
 	uint32_t used;
 };
 
-static atomic_int jit_switch = -1; /* -1: not decided yet */
+static atomic_int jit_switch = -1; /* -1: not decided yet; 2: every prefix (tests) */
 static atomic_uint_fast64_t jit_count;
 
 void emu_jit_set(bool on)
@@ -34,10 +34,15 @@ bool emu_jit_on(void)
 
 	if (s < 0) {
 		const char *e = getenv("KUMO_EMU_JIT");
-		s = e && e[0] == '1';
+		s = e && (e[0] == '1' || e[0] == '2') && !e[1] ? e[0] - '0' : 0;
 		atomic_store(&jit_switch, s);
 	}
-	return s == 1;
+	return s >= 1;
+}
+
+void emu_jit_set_every_prefix(void)
+{
+	atomic_store(&jit_switch, 2);
 }
 
 uint64_t emu_jit_translated(void)
@@ -437,7 +442,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 	}
 	/* A short prefix that leaves the rest of its block to the interpreter
 	 * costs more (a call, an exit, the flags) than it saves. */
-	if (!k || (k < JIT_MIN_PREFIX && k < n))
+	if (!k || (k < JIT_MIN_PREFIX && k < n && atomic_load(&jit_switch) != 2))
 		return r;
 	emit_exit(&e, k, kind, false, bytes);
 	for (unsigned i = 0; i < njcc; i++) {

@@ -37,8 +37,11 @@ enum emu_jit_flags {
 
 struct emu_jit_buf;
 
-/* The switch. emu_jit_on() reads KUMO_EMU_JIT once unless set before. */
+/* The switch. emu_jit_on() reads KUMO_EMU_JIT once unless set before:
+ * 1, on; 2, on and translating even prefixes too short to pay (so that
+ * emu-diff's one-instruction cases run translated). */
 void emu_jit_set(bool on);
+void emu_jit_set_every_prefix(void);
 bool emu_jit_on(void);
 
 /* A code buffer (one per decoded-block cache); NULL if none can be made. */

@@ -299,6 +299,6 @@ int main(void)
 		T(rotates),
 	};
 
-	emu_jit_set(true); /* before this thread's cache is made */
+	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
