@@ -11,7 +11,7 @@
 
 #define JIT_BYTES (4u << 20)
 #define JIT_BLOCK_MAX 2048u    /* bytes of host code a block may take, at most */
-#define JIT_INSN_MAX 16u       /* bytes of host code per instruction, at most */
+#define JIT_INSN_MAX 32u       /* bytes of host code per instruction, at most */
 #define JIT_EXIT_MAX 20u       /* bytes of host code per exit, at most */
 #define JIT_MIN_PREFIX 4u      /* instructions, unless the prefix is the whole block */
 
@@ -211,8 +211,53 @@ static bool alu_ok(unsigned alu)
 
 /* Emits one instruction; false if it is not one the emitter takes.
  * *writes: it writes the flags (*logic: as AND/OR/XOR/TEST do). */
-static bool emit_insn(struct emit *e, const struct emu_insn *in, bool flags_in_host, bool *writes,
-		      bool *logic)
+/* LEA: base + index * scale + disp (+ the next RIP: cpu->rip is the
+ * prefix's first instruction, `at` bytes before this one), with MOV and
+ * LEA only, which leave the flags alone. */
+static bool emit_lea(struct emit *e, const struct emu_insn *in, unsigned at)
+{
+	int64_t disp = in->disp;
+
+	if (in->mod == 3 || in->addrsize != 8 || !in->scale || (in->scale & (in->scale - 1)) || in->scale > 8)
+		return false;
+	if (in->rip_relative) {
+		disp += at + in->len;
+		b1(e, 0x48);                          /* mov rax, [rdi + rip] */
+		b1(e, 0x8b);
+		b1(e, 0x87);
+		b4(e, (uint32_t)offsetof(struct emu_cpu, rip));
+	} else if (in->base >= 0) {
+		load(e, 8, (unsigned)in->base);
+	} else {
+		b1(e, 0xb8);                          /* mov eax, 0 */
+		b4(e, 0);
+	}
+	if (disp != (int32_t)disp)
+		return false;
+	if (in->index >= 0) {
+		b1(e, 0x48);                          /* mov rcx, guest index */
+		b1(e, 0x8b);
+		gpr_operand(e, 1, (unsigned)in->index);
+		b1(e, 0x48);                          /* lea rax, [rax + rcx * scale + disp32] */
+		b1(e, 0x8d);
+		b1(e, 0x84);
+		b1(e, (uint8_t)(__builtin_ctz(in->scale) << 6 | 1 << 3 | 0));
+	} else {
+		b1(e, 0x48);                          /* lea rax, [rax + disp32] */
+		b1(e, 0x8d);
+		b1(e, 0x80);
+	}
+	b4(e, (uint32_t)(int32_t)disp);
+	if (in->opsize == 4) {
+		b1(e, 0x89);                          /* mov eax, eax */
+		b1(e, 0xc0);
+	}
+	store(e, in->reg);
+	return true;
+}
+
+static bool emit_insn(struct emit *e, const struct emu_insn *in, unsigned at, bool flags_in_host,
+		      bool *writes, bool *logic)
 {
 	unsigned size = in->opsize, op = in->op, alu;
 	bool reg = in->has_modrm && in->mod == 3;
@@ -296,6 +341,8 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, bool flags_in_h
 		test_imm(e, size, (uint32_t)in->imm);
 		*writes = *logic = true;
 		return true;
+	case 0x8d:
+		return emit_lea(e, in, at);
 	case 0x89:
 		if (!reg)
 			return false;
@@ -424,7 +471,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 			undo.bytes = bytes;
 			unsettled = true;
 		}
-		if (!emit_insn(&e, in, kind != JIT_FLAGS_NONE, &w, &l)) {
+		if (!emit_insn(&e, in, bytes, kind != JIT_FLAGS_NONE, &w, &l)) {
 			e.p = mark;
 			break;
 		}

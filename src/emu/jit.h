@@ -3,7 +3,7 @@
  * the environment, before the thread's decoded-block cache is made.
  *
  * What it does so far: the longest prefix of a 64-bit block made of
- * register-only ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, SHL/SHR/SAR by a
+ * register-only ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, LEA, SHL/SHR/SAR by a
  * constant, IMUL r, r and (after another flag writer) INC/DEC, on 32 and
  * 64-bit operands, and of conditional branches (after a flag writer),
  * becomes one host function. Guest registers stay in cpu->gpr (the

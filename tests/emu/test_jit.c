@@ -288,6 +288,38 @@ static void rotates(void **state)
 	assert_true(emu_jit_translated() - before >= 5);
 }
 
+/* LEA: base, index, scale, displacement, RIP-relative, 32-bit results;
+ * the flags of the ADD before it reach the Jcc after it. */
+static void lea_forms(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xff,                         /* add rdi, rdi: ZF when 0 */
+		0x48, 0x8d, 0x44, 0x8b, 0x10,             /* lea rax, [rbx + rcx*4 + 0x10] */
+		0x8d, 0x50, 0xff,                         /* lea edx, [rax - 1] */
+		0x48, 0x8d, 0x35, 0x00, 0x01, 0, 0,       /* lea rsi, [rip + 0x100] */
+		0x4e, 0x8d, 0x04, 0xcd, 0xf8, 0xff, 0xff, 0xff, /* lea r8, [r9*8 - 8] */
+		0x74, 0x01,                               /* jz +1 */
+		0xf4,                                     /* hlt */
+		0x48, 0xff, 0xc7,                         /* inc rdi: ZF was set */
+		0xf4,
+	};
+
+	put(f, CODE + 0x500, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RBX] = 0xffffffff00001000ULL;
+		f->cpu.gpr[X86_RCX] = 3;
+		f->cpu.gpr[X86_R9] = 5;
+		f->cpu.gpr[X86_RDI] = round;
+		run_to_hlt(f, CODE + 0x500);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0xffffffff0000101cULL);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 0x101b);
+		assert_int_equal(f->cpu.gpr[X86_RSI], CODE + 0x500 + 18 + 0x100);
+		assert_int_equal(f->cpu.gpr[X86_R8], 32);
+		assert_int_equal(f->cpu.gpr[X86_RDI], round ? 2 : 1);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -297,6 +329,7 @@ int main(void)
 		T(rewritten_code_translated_again),
 		T(branches_shifts_imul),
 		T(rotates),
+		T(lea_forms),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
