@@ -2140,8 +2140,8 @@ static int step_slow(struct emu_cpu *cpu)
  * fall through (a taken branch, a paused REP string, IP wrapping), or
  * wrote to the block's code page (cpu->code_written, see access.c): the
  * next lookup validates the bytes again. *ran is how many ran. */
-static inline __attribute__((always_inline)) int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned full,
-			    unsigned *ran)
+static inline __attribute__((always_inline)) int run_insns(struct emu_cpu *cpu, const struct emu_insn *in,
+							   unsigned n, unsigned full, unsigned *ran)
 {
 	const struct emu_insn *first = in, *end = in + n;
 	/* the CS limit, outside 64-bit and real mode: the fetch checked the
@@ -2223,7 +2223,8 @@ static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, con
  * interrupt shadow allow), then what it left of the block interpreted.
  * Out of line: the interpreter's path stays as it was. */
 static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, const struct emu_block *b,
-						    const struct emu_insn *in, unsigned budget, unsigned *ran)
+						    const struct emu_insn *in, unsigned budget,
+						    unsigned *ran)
 {
 	unsigned k = 0, n;
 	int left = 0, st;

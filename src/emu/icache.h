@@ -157,8 +157,9 @@ static inline bool emu_icache_same(const uint8_t *a, const uint8_t *b, unsigned 
 /* emu_icache_lookup() with its hit path inline: a block validated in this
  * session (its page is then marked). Otherwise the lookup compares the
  * bytes, and marks the page. */
-static inline struct emu_block *emu_icache_find(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,
-						enum emu_mode mode, const struct emu_insn **insns)
+static inline struct emu_block *emu_icache_find(struct emu_cpu *cpu, uint64_t phys,
+						const uint8_t *host_page, enum emu_mode mode,
+						const struct emu_insn **insns)
 {
 	struct emu_icache *c = emu_icache_tls;
 	struct emu_block *b;
@@ -176,9 +177,9 @@ static inline struct emu_block *emu_icache_find(struct emu_cpu *cpu, uint64_t ph
 
 /* The block b->next[k] if it is the one at phys (on the code page of
  * this session, in mode) and still valid; NULL to look it up. */
-static inline struct emu_block *emu_icache_follow(struct emu_cpu *cpu, const struct emu_block *b, unsigned k, uint64_t phys,
-						  const uint8_t *host_page, enum emu_mode mode,
-						  const struct emu_insn **insns)
+static inline struct emu_block *emu_icache_follow(struct emu_cpu *cpu, const struct emu_block *b,
+						  unsigned k, uint64_t phys, const uint8_t *host_page,
+						  enum emu_mode mode, const struct emu_insn **insns)
 {
 	struct emu_icache *c = emu_icache_tls;
 	struct emu_block *n = b->next[k];

@@ -218,7 +218,8 @@ static bool emit_lea(struct emit *e, const struct emu_insn *in, unsigned at)
 {
 	int64_t disp = in->disp;
 
-	if (in->mod == 3 || in->addrsize != 8 || !in->scale || (in->scale & (in->scale - 1)) || in->scale > 8)
+	if (in->mod == 3 || in->addrsize != 8 || !in->scale || (in->scale & (in->scale - 1)) ||
+	    in->scale > 8)
 		return false;
 	if (in->rip_relative) {
 		disp += at + in->len;
@@ -366,7 +367,8 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, unsigned at, bo
 		store(e, in->rm);
 		return true;
 	case 0xc1: case 0xd1: { /* SHL/SHR/SAR by a non-zero constant; ROL/ROR */
-		unsigned grp = in->reg & 7, count = op == 0xd1 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
+		unsigned grp = in->reg & 7;
+		unsigned count = op == 0xd1 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
 
 		if (reg && grp <= 1 && (flags_in_host || in->flags_dead)) {
 			/* CF and OF, the rest kept: exact where the host's flags
@@ -442,7 +444,8 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 	bool unsettled = false;
 
 	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS &&
-		    (unsigned)(e.p - start) + JIT_INSN_MAX + (njcc + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX; k++) {
+		    (unsigned)(e.p - start) + JIT_INSN_MAX + (njcc + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX;
+	     k++) {
 		const struct emu_insn *in = &insns[k];
 		uint8_t *mark = e.p;
 		bool w, l;
