@@ -29,7 +29,10 @@ def interp_count(args):
 def run(vmm, elf, args, name):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "cg.out")
-        p = subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=emu_vcpu_run",
+        # translated code (KUMO_EMU_JIT=1) lives in a memfd: valgrind must
+        # check file-backed code for changes too
+        smc = ["--smc-check=all"] if os.environ.get("KUMO_EMU_JIT") == "1" else []
+        p = subprocess.run(["valgrind", "--tool=callgrind", *smc, "--toggle-collect=emu_vcpu_run",
                             f"--callgrind-out-file={out}", vmm, "-q", "--accel", "emu",
                             "--memory", "256M", "--kernel", elf, "--cmdline", args],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=1800)

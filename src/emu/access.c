@@ -62,8 +62,7 @@ static int access_piece(struct emu_cpu *cpu, uint64_t linear, uint8_t *buf, unsi
 		host += linear & 0xfff;
 		if (write) {
 			memcpy(host, buf, size);
-			if ((phys >> 12) == cpu->code_page)
-				cpu->code_written = true;
+			emu_code_store(cpu, phys >> 12);
 		} else {
 			memcpy(buf, host, size);
 		}
@@ -149,7 +148,7 @@ void *emu_host_ptr(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned 
 	*err = emu_mmu_translate(cpu, linear, access | user_bit(cpu, access), &phys, &host);
 	if (*err || !host)
 		return NULL;
-	if ((access & ACC_WRITE) && (phys >> 12) == cpu->code_page)
-		cpu->code_written = true;
+	if (access & ACC_WRITE) /* written right after: a new session already */
+		emu_code_store(cpu, phys >> 12);
 	return host + (linear & 0xfff);
 }

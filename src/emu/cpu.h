@@ -76,9 +76,11 @@ struct emu_tlb_entry {
 	bool global;
 };
 /* TLB_VALID: the entry was filled (a zeroed TLB never hits); TLB_LARGE:
- * a 4 KiB piece of a 2M/4M/1G page. */
-enum { TLB_W = 1 << 0, TLB_X = 1 << 1, TLB_U = 1 << 2, TLB_DIRTY = 1 << 3, TLB_LARGE = 1 << 6,
-       TLB_VALID = 1 << 7 };
+ * a 4 KiB piece of a 2M/4M/1G page; TLB_PLAIN: RAM that holds no code
+ * this thread's decoded-block cache has validated (icache.h): stores may
+ * take the inline fast path, which needs it. */
+enum { TLB_W = 1 << 0, TLB_X = 1 << 1, TLB_U = 1 << 2, TLB_DIRTY = 1 << 3, TLB_PLAIN = 1 << 4,
+       TLB_LARGE = 1 << 6, TLB_VALID = 1 << 7 };
 
 struct emu_tlb {
 	struct emu_tlb_entry e[EMU_TLB_SIZE];
@@ -122,10 +124,16 @@ struct emu_cpu {
 		uint8_t cpl;
 	} fetch;
 	/* The physical page of the block being executed; a write there sets
-	 * code_written (access.c) and the executor leaves the block, so the
-	 * next instruction is fetched and validated again. */
+	 * code_written (emu_code_store) and the executor leaves the block, so
+	 * the next instruction is fetched and validated again. */
 	uint64_t code_page;
 	bool code_written;
+	/* The decoded-block cache (a per-thread struct emu_icache) and its
+	 * mark_epoch that this TLB's TLB_PLAIN bits agree with (icache.h). */
+	const void *code_cache;
+	uint64_t code_epoch;
+	/* The host's RFLAGS where translated code left (jit.h). */
+	uint64_t jit_flags;
 	/* emu_run() returns early once this is set (NULL: never): the
 	 * engine's kick flag. */
 	const atomic_bool *stop;
@@ -147,6 +155,12 @@ int emu_mmu_translate(struct emu_cpu *cpu, uint64_t linear, unsigned access,
 		      uint64_t *phys, uint8_t **host) WUR;
 void emu_tlb_flush(struct emu_cpu *cpu, bool include_global);
 void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t linear);
+/* A store by cpu to the physical page ppage went through the slow path
+ * (access.c, string and atomic operations, MSR-driven writes): if the
+ * page holds code of this thread's cache, it stops being marked and a new
+ * session starts (icache.h); if it is the running block's, the block ends
+ * after this instruction. */
+void emu_code_store(struct emu_cpu *cpu, uint64_t ppage);
 
 /* ---- decode.c ---- */
 #define EMU_INSN_MAX 15

@@ -12,6 +12,7 @@
 
 #include "exec_internal.h"
 #include "icache.h"
+#include "jit.h"
 #include "sse.h"
 
 /* Read-modify-write of the r/m operand: fn computes the new value (and
@@ -595,8 +596,7 @@ static int string_fast(struct ctx *c, unsigned size)
 			for (uint64_t i = 0; i < bytes; i += size)
 				memcpy(hdst + i, &v, size);
 		}
-		if ((pdst >> 12) == cpu->code_page)
-			cpu->code_written = true;
+		emu_code_store(cpu, pdst >> 12);
 		reg_write(c, X86_RDI, in->addrsize, di + bytes);
 		set_count(c, count - n);
 	}
@@ -2140,8 +2140,8 @@ static int step_slow(struct emu_cpu *cpu)
  * fall through (a taken branch, a paused REP string, IP wrapping), or
  * wrote to the block's code page (cpu->code_written, see access.c): the
  * next lookup validates the bytes again. *ran is how many ran. */
-static inline int run_insns(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n, unsigned full,
-			    unsigned *ran)
+static inline __attribute__((always_inline)) int run_insns(struct emu_cpu *cpu, const struct emu_insn *in,
+							   unsigned n, unsigned full, unsigned *ran)
 {
 	const struct emu_insn *first = in, *end = in + n;
 	/* the CS limit, outside 64-bit and real mode: the fetch checked the
@@ -2187,6 +2187,59 @@ out:
 	return st;
 }
 
+/* Runs a block's translated prefix (jit.h): registers in place, the
+ * host's flags taken as the guest's where the prefix wrote them. 0: it
+ * ran to its end; 1: a Jcc in it was taken (RIP at the target); -1: that
+ * target is not canonical (#GP, RIP at the Jcc). *n: instructions run. */
+static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, const struct emu_insn *in,
+			     unsigned *n)
+{
+	uint64_t r = b->native(cpu), next;
+	unsigned k = r & 0xff, kind = (r >> 8) & 3;
+
+	if (kind != JIT_FLAGS_NONE) {
+		uint64_t fl = cpu->jit_flags & FL_ARITH;
+
+		if (kind == JIT_FLAGS_LOGIC)
+			fl &= ~FL_AF;
+		cpu->rflags = (cpu->rflags & ~FL_ARITH) | fl;
+		cpu->lf.op = FLOP_NONE;
+	}
+	cpu->rip += r >> 32;
+	*n = k;
+	if (!(r & EMU_JIT_TAKEN))
+		return 0;
+	*n = k + 1;
+	next = cpu->rip + in[k].len + in[k].imm;
+	if (!canonical_addr(next)) {
+		emu_fault(cpu, EXC_GP, true, 0);
+		return -1;
+	}
+	cpu->rip = next;
+	return 1;
+}
+
+/* A block with a translated prefix: the prefix (when the budget and the
+ * interrupt shadow allow), then what it left of the block interpreted.
+ * Out of line: the interpreter's path stays as it was. */
+static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, const struct emu_block *b,
+						    const struct emu_insn *in, unsigned budget,
+						    unsigned *ran)
+{
+	unsigned k = 0, n;
+	int left = 0, st;
+
+	if (b->native_n <= budget && !cpu->interrupt_shadow)
+		left = run_native(cpu, b, in, &k);
+	if (left || k == b->ninsn || k == budget) {
+		*ran = k;
+		return left < 0 ? EMU_FAULT : EMU_OK;
+	}
+	st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - k), b->ninsn - k, &n);
+	*ran = n + k;
+	return st;
+}
+
 /* Runs block after block. A block is found by its physical address
  * through the cache's hash table (emu_icache_find), or — chaining — from
  * the block that ran before it, which remembers its successors: taken
@@ -2195,28 +2248,35 @@ out:
  * ended with an instruction that changes nothing the fetch depends on
  * (icache.c: chains()). A chained entry skips the fetch's translation and
  * the hash; both skip the byte compare for blocks already compared in
- * this session (icache.h), which ends when this CPU writes to the code
- * page, leaves it, faults, or leaves emu_run(). The budget and the kick
- * flag are looked at after every block, chained or not. */
+ * this session (icache.h). A session is this call, cut by every store of
+ * this CPU into a page of validated code (emu_code_store) and after every
+ * block that ends in an instruction that does not chain (serialising
+ * ones among them: CPUID, IRET, MOV CR, WRMSR...): code that another vCPU
+ * or a device wrote is seen from there on. The budget and the kick flag
+ * are looked at after every block, chained or not. */
 int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 {
 	struct emu_icache *c = emu_icache_get();
 	struct emu_block *prev = NULL, *b;
 	const struct emu_insn *in;
-	uint64_t sess_page = ~0ULL, ppage, entry = 0;
+	uint64_t cur_page = ~0ULL, ppage, entry = 0;
 	unsigned done = 0, n;
 	uint8_t *host;
 	int st;
 
 	if (!budget)
 		budget = 1;
+	if (c) {
+		c->session++;
+		emu_code_sync(cpu, c);
+	}
 	for (;;) {
 		b = NULL;
 		if (prev && cpu->mode == MODE_LONG64 && (cpu->rip >> 12) == cpu->fetch.vpage &&
 		    cpu->fetch.gen == cpu->tlb_gen && cpu->fetch.cpl == cpu->cpl &&
-		    cpu->fetch.ppage == sess_page) {
-			b = emu_icache_follow(prev, cpu->rip != entry + prev->nbytes,
-					      sess_page << 12 | (cpu->rip & 0xfff), cpu->fetch.host,
+		    cpu->fetch.ppage == cur_page) {
+			b = emu_icache_follow(cpu, prev, cpu->rip != entry + prev->nbytes,
+					      cur_page << 12 | (cpu->rip & 0xfff), cpu->fetch.host,
 					      MODE_LONG64, &in);
 		}
 		if (!b) {
@@ -2226,22 +2286,24 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 				goto next;
 			}
 			if (!host || !c) {
-				sess_page = ~0ULL; /* whatever this one writes: a new session after */
+				cur_page = ~0ULL;
 				prev = NULL;
 				st = step_slow(cpu);
+				if (c) /* it may have been a serialising one */
+					c->session++;
 				n = 1;
 				goto next;
 			}
-			if (ppage != sess_page) {
-				c->session++;
-				sess_page = ppage;
+			if (ppage != cur_page) {
+				cur_page = ppage;
 				prev = NULL; /* links stay within a page */
 			}
-			b = emu_icache_find(ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in);
+			b = emu_icache_find(cpu, ppage << 12 | (cpu->rip & 0xfff), host, cpu->mode, &in);
 			if (!b) {
-				sess_page = ~0ULL;
+				cur_page = ~0ULL;
 				prev = NULL;
 				st = step_slow(cpu);
+				c->session++;
 				n = 1;
 				goto next;
 			}
@@ -2249,13 +2311,16 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 				prev->next[cpu->rip != entry + prev->nbytes] = b;
 		}
 		entry = cpu->rip;
-		cpu->code_page = sess_page;
-		st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
+		cpu->code_page = cur_page;
+		if (__builtin_expect(b->native_n != 0, 0))
+			st = run_translated(cpu, b, in, budget - done, &n);
+		else
+			st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
 		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
-		if (cpu->code_written) {
-			sess_page = ~0ULL;
-			prev = NULL;
-		}
+		if (!b->chain && n == b->ninsn)
+			c->session++; /* after a serialising instruction, among others */
+		if (cpu->code_written)
+			prev = NULL; /* the session is new already (emu_code_store) */
 next:
 		done += n;
 		if (st != EMU_OK || done >= budget ||

@@ -63,7 +63,9 @@ static inline const struct emu_tlb_entry *emu_tlb_fast(struct emu_cpu *cpu, unsi
 	e = &cpu->tlb.e[emu_tlb_set(a >> 12) * EMU_TLB_WAYS];
 	if (e->vpage != a >> 12 && (++e)->vpage != a >> 12)
 		return NULL;
-	need = TLB_VALID | (cpu->cpl == 3 ? TLB_U : 0) | (write ? TLB_W | TLB_DIRTY : 0);
+	/* a store needs TLB_PLAIN: stores into code go to the slow path,
+	 * which invalidates it (icache.h) */
+	need = TLB_VALID | (cpu->cpl == 3 ? TLB_U : 0) | (write ? TLB_W | TLB_DIRTY | TLB_PLAIN : 0);
 	if ((e->perm & need) != need || !e->host)
 		return NULL;
 	/* a supervisor access to a user page: SMAP's rules are the full path's */
@@ -108,8 +110,6 @@ static inline bool emu_write_fast(struct emu_cpu *cpu, unsigned seg, uint64_t of
 	case 4: { uint32_t v = (uint32_t)val; __builtin_memcpy(p, &v, 4); break; }
 	default: __builtin_memcpy(p, &val, size); break;
 	}
-	if (e->ppage == cpu->code_page) /* see struct emu_cpu.code_page */
-		cpu->code_written = true;
 	return true;
 }
 

@@ -4,10 +4,12 @@
  * when the thread ends. */
 #include "icache.h"
 #include "exec_internal.h"
+#include "jit.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Instructions after which the next one is still decoded into the same
  * block: they fall through and change nothing the decode or the fetch
@@ -80,9 +82,15 @@ static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 __thread struct emu_icache *emu_icache_tls;
 
+#define CODEMAP_BYTES (EMU_CODEMAP_PAGES / 8)
+
 static void cache_free(void *p)
 {
-	free(p);
+	struct emu_icache *c = p;
+
+	munmap(c->codemap, CODEMAP_BYTES);
+	emu_jit_buf_free(c->jit);
+	free(c);
 }
 
 static void cache_key_init(void)
@@ -102,8 +110,16 @@ struct emu_icache *emu_icache_get(void)
 	if (!c)
 		return NULL; /* every instruction takes the slow path */
 	c->gen = 1;
-	if (pthread_setspecific(cache_key, c)) {
+	c->codemap = mmap(NULL, CODEMAP_BYTES, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (c->codemap == MAP_FAILED) {
 		free(c);
+		return NULL;
+	}
+	if (emu_jit_on())
+		c->jit = emu_jit_buf_new(); /* NULL: the interpreter alone */
+	if (pthread_setspecific(cache_key, c)) {
+		cache_free(c);
 		return NULL;
 	}
 	return emu_icache_tls = c;
@@ -118,9 +134,12 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 	uint8_t *bytes;
 
 	if (c->insns_used + EMU_BLOCK_MAX > EMU_ICACHE_INSNS ||
-	    c->bytes_used + EMU_BLOCK_MAX * EMU_INSN_MAX > EMU_ICACHE_BYTES) {
+	    c->bytes_used + EMU_BLOCK_MAX * EMU_INSN_MAX > EMU_ICACHE_BYTES ||
+	    (c->jit && !emu_jit_buf_room(c->jit))) {
 		/* Full: start again, every block built so far goes stale. */
 		c->insns_used = c->bytes_used = 0;
+		if (c->jit)
+			emu_jit_buf_reset(c->jit);
 		c->gen++;
 	}
 	/* Decode from a copy, never from guest memory that another vCPU may be
@@ -146,12 +165,18 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 	*b = (struct emu_block){ .phys = phys, .session = c->session, .gen = c->gen,
 				 .first = c->insns_used, .boff = c->bytes_used, .nbytes = (uint16_t)pos,
 				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
+	if (c->jit && mode == MODE_LONG64) {
+		struct emu_jit_result r = emu_jit_block(c->jit, &c->insns[c->insns_used], n);
+
+		b->native = r.fn;
+		b->native_n = r.ninsn;
+	}
 	c->insns_used += n;
 	c->bytes_used += pos;
 	return true;
 }
 
-struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
+struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,
 				    enum emu_mode mode, const struct emu_insn **insns)
 {
 	struct emu_icache *c = emu_icache_get();
@@ -168,6 +193,61 @@ struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
 			return NULL;
 	}
 	b->session = c->session;
+	emu_code_mark(cpu, c, phys >> 12);
 	*insns = &c->insns[b->first];
 	return b;
+}
+
+/* ---- write tracking (icache.h) ---- */
+
+static void set_plain(struct emu_cpu *cpu, uint64_t ppage, bool plain)
+{
+	for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
+		struct emu_tlb_entry *e = &cpu->tlb.e[i];
+
+		if (e->ppage == ppage && e->host && e->vpage != ~0ULL)
+			e->perm = plain ? e->perm | TLB_PLAIN : e->perm & ~TLB_PLAIN;
+	}
+}
+
+void emu_code_mark_slow(struct emu_cpu *cpu, struct emu_icache *c, uint64_t ppage)
+{
+	bool in_sync = cpu->code_cache == c && cpu->code_epoch == c->mark_epoch;
+
+	c->codemap[ppage >> 3] |= (uint8_t)(1u << (ppage & 7));
+	c->mark_epoch++;
+	set_plain(cpu, ppage, false);
+	if (in_sync) /* else the next emu_code_sync() goes through the whole TLB */
+		cpu->code_epoch = c->mark_epoch;
+}
+
+void emu_code_sync_slow(struct emu_cpu *cpu, struct emu_icache *c)
+{
+	for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
+		struct emu_tlb_entry *e = &cpu->tlb.e[i];
+
+		if ((e->perm & TLB_PLAIN) && emu_code_marked(c, e->ppage))
+			e->perm &= ~TLB_PLAIN;
+	}
+	cpu->code_cache = c;
+	cpu->code_epoch = c->mark_epoch;
+}
+
+void emu_code_store(struct emu_cpu *cpu, uint64_t ppage)
+{
+	struct emu_icache *c = emu_icache_tls;
+
+	if (ppage == cpu->code_page)
+		cpu->code_written = true;
+	if (!c || !emu_code_marked(c, ppage))
+		return;
+	/* Blocks from this page may be stale now: every block is compared
+	 * again before it runs (a new session), and the page is marked again
+	 * when one of its blocks passes. Until then, stores there are plain. */
+	c->session++;
+	if (ppage < EMU_CODEMAP_PAGES) {
+		c->codemap[ppage >> 3] &= (uint8_t)~(1u << (ppage & 7));
+		if (cpu->code_cache == c)
+			set_plain(cpu, ppage, true);
+	}
 }

@@ -2,13 +2,23 @@
  * PHYSICAL address of their first byte and the CPU mode they were decoded
  * in. Internal to src/emu; the design and why is in docs/emu.md ("Speed").
  *
- * Correctness does not rest on invalidation: a block keeps a copy of the
- * bytes it was decoded from, and emu_icache_lookup() compares that copy
- * with guest memory on every hit. Whoever changed the bytes — this vCPU,
- * another one, a device writing guest RAM directly — the next lookup sees
- * it and decodes again. Since a decode is a pure function of (bytes, mode),
- * the cache is also free to be shared by every CPU a thread runs: it is
- * per host thread, so vCPU threads never contend on it. */
+ * Two mechanisms keep blocks true to guest memory (docs/emu.md, "Write
+ * tracking"):
+ *  - the byte check: a block keeps a copy of the bytes it was decoded
+ *    from, compared with guest memory the first time the block is entered
+ *    in a session. Whoever changed the bytes — this vCPU, another one, a
+ *    device writing guest RAM directly — the next session sees it and
+ *    decodes again;
+ *  - write tracking, which makes a session last: the pages this thread's
+ *    cache has validated blocks from are marked in a per-thread bitmap
+ *    (codemap), the CPU's TLB entries for marked pages lack TLB_PLAIN so
+ *    stores into them leave the inline fast path, and the slow path
+ *    (emu_code_store) unmarks the page and starts a new session. Within a
+ *    session, every store this CPU makes into code it has validated is
+ *    therefore seen.
+ * Since a decode is a pure function of (bytes, mode), the cache is also
+ * free to be shared by every CPU a thread runs: it is per host thread, so
+ * vCPU threads never contend on it. */
 #ifndef KUMO_EMU_ICACHE_H
 #define KUMO_EMU_ICACHE_H
 
@@ -33,12 +43,20 @@ struct emu_block {
 	uint8_t ninsn;          /* 1..EMU_BLOCK_MAX */
 	uint8_t mode;           /* enum emu_mode */
 	bool chain;             /* may be chained to its successors (see icache.c) */
+	/* Translation (jit.h, when switched on): the first native_n
+	 * instructions as one host function (it may leave earlier, at a
+	 * taken Jcc). */
+	uint8_t native_n;
+	uint64_t (*native)(struct emu_cpu *cpu);
 };
 
 #define EMU_ICACHE_BLOCKS_LOG2 13
 #define EMU_ICACHE_BLOCKS (1u << EMU_ICACHE_BLOCKS_LOG2)
 #define EMU_ICACHE_INSNS (32u * 1024)
 #define EMU_ICACHE_BYTES (256u * 1024)
+/* The codemap covers physical addresses below 2 TiB (guest RAM ends
+ * below 1 TiB + 4 GiB); a page above counts as marked, always. */
+#define EMU_CODEMAP_PAGES (1ULL << 29)
 
 struct emu_icache {
 	uint32_t gen;           /* blocks of older generations are stale */
@@ -50,6 +68,13 @@ struct emu_icache {
 	 * exception and slow-path instruction (exec.c). */
 	uint64_t session;
 	uint32_t insns_used, bytes_used;
+	/* One bit per physical page: set while a block validated in the
+	 * current session may come from it (emu_code_mark); never cleared
+	 * but by a store through the slow path (emu_code_store), which
+	 * starts a new session. mmap'ed, untouched parts cost nothing. */
+	uint8_t *codemap;
+	uint64_t mark_epoch;    /* bumped by every page newly marked */
+	struct emu_jit_buf *jit; /* NULL: translation off (jit.h) */
 	struct emu_block blocks[EMU_ICACHE_BLOCKS];
 	struct emu_insn insns[EMU_ICACHE_INSNS];
 	uint8_t bytes[EMU_ICACHE_BYTES];
@@ -67,8 +92,35 @@ struct emu_icache *emu_icache_get(void);
  * NULL when the first instruction cannot be cached: it crosses into the
  * next page, or does not decode (the caller takes the slow path, which
  * raises the exact fault). *insns receives the block's instructions. */
-struct emu_block *emu_icache_lookup(uint64_t phys, const uint8_t *host_page,
+struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,
 				    enum emu_mode mode, const struct emu_insn **insns);
+
+/* ---- write tracking ---- */
+static inline bool emu_code_marked(const struct emu_icache *c, uint64_t ppage)
+{
+	return ppage >= EMU_CODEMAP_PAGES || ((c->codemap[ppage >> 3] >> (ppage & 7)) & 1);
+}
+
+/* Marks ppage as holding validated code, and takes TLB_PLAIN from cpu's
+ * TLB entries for it: cpu's stores there now take the slow path. */
+void emu_code_mark_slow(struct emu_cpu *cpu, struct emu_icache *c, uint64_t ppage);
+
+static inline void emu_code_mark(struct emu_cpu *cpu, struct emu_icache *c, uint64_t ppage)
+{
+	if (!emu_code_marked(c, ppage))
+		emu_code_mark_slow(cpu, c, ppage);
+}
+
+/* At the start of emu_run(): brings cpu's TLB in line with this thread's
+ * codemap (TLB_PLAIN off for every marked page) when pages were marked
+ * since cpu last ran here, or cpu last ran on another thread. */
+void emu_code_sync_slow(struct emu_cpu *cpu, struct emu_icache *c);
+
+static inline void emu_code_sync(struct emu_cpu *cpu, struct emu_icache *c)
+{
+	if (cpu->code_cache != c || cpu->code_epoch != c->mark_epoch)
+		emu_code_sync_slow(cpu, c);
+}
 
 static inline unsigned emu_icache_slot(uint64_t phys, enum emu_mode mode)
 {
@@ -102,10 +154,12 @@ static inline bool emu_icache_same(const uint8_t *a, const uint8_t *b, unsigned 
 	return true;
 }
 
-/* emu_icache_lookup() with its hit path inline: the bytes are compared
- * unless they already were in this session. */
-static inline struct emu_block *emu_icache_find(uint64_t phys, const uint8_t *host_page,
-						enum emu_mode mode, const struct emu_insn **insns)
+/* emu_icache_lookup() with its hit path inline: a block validated in this
+ * session (its page is then marked). Otherwise the lookup compares the
+ * bytes, and marks the page. */
+static inline struct emu_block *emu_icache_find(struct emu_cpu *cpu, uint64_t phys,
+						const uint8_t *host_page, enum emu_mode mode,
+						const struct emu_insn **insns)
 {
 	struct emu_icache *c = emu_icache_tls;
 	struct emu_block *b;
@@ -113,21 +167,19 @@ static inline struct emu_block *emu_icache_find(uint64_t phys, const uint8_t *ho
 	if (__builtin_expect(c != NULL, 1)) {
 		b = &c->blocks[emu_icache_slot(phys, mode)];
 		if (b->phys == phys && b->gen == c->gen && b->mode == mode &&
-		    (b->session == c->session ||
-		     emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes))) {
-			b->session = c->session;
+		    b->session == c->session) {
 			*insns = &c->insns[b->first];
 			return b;
 		}
 	}
-	return emu_icache_lookup(phys, host_page, mode, insns);
+	return emu_icache_lookup(cpu, phys, host_page, mode, insns);
 }
 
 /* The block b->next[k] if it is the one at phys (on the code page of
  * this session, in mode) and still valid; NULL to look it up. */
-static inline struct emu_block *emu_icache_follow(const struct emu_block *b, unsigned k, uint64_t phys,
-						  const uint8_t *host_page, enum emu_mode mode,
-						  const struct emu_insn **insns)
+static inline struct emu_block *emu_icache_follow(struct emu_cpu *cpu, const struct emu_block *b,
+						  unsigned k, uint64_t phys, const uint8_t *host_page,
+						  enum emu_mode mode, const struct emu_insn **insns)
 {
 	struct emu_icache *c = emu_icache_tls;
 	struct emu_block *n = b->next[k];
@@ -138,6 +190,7 @@ static inline struct emu_block *emu_icache_follow(const struct emu_block *b, uns
 		if (!emu_icache_same(c->bytes + n->boff, host_page + (phys & 0xfff), n->nbytes))
 			return NULL;
 		n->session = c->session;
+		emu_code_mark(cpu, c, phys >> 12);
 	}
 	*insns = &c->insns[n->first];
 	return n;

@@ -27,6 +27,7 @@
 #include <errno.h>
 
 #include "cpu.h"
+#include "icache.h"
 #include "kumo/memory.h"
 
 #define CR0_WP    (1ULL << 16)
@@ -152,6 +153,7 @@ static int tlb_fill(struct emu_cpu *cpu, uint64_t linear, uint64_t page_pa, unsi
 		    bool global, uint64_t *phys, uint8_t **host)
 {
 	struct emu_tlb_entry *e = tlb_set(cpu, linear);
+	const struct emu_icache *c = emu_icache_tls;
 
 	/* Into way 0; what was there moves to way 1 unless it is this page's
 	 * old entry (way 1 is then dropped if it is this page too). */
@@ -166,6 +168,11 @@ static int tlb_fill(struct emu_cpu *cpu, uint64_t linear, uint64_t page_pa, unsi
 		.perm = perm | TLB_VALID,
 		.global = global,
 	};
+	/* Stores take the inline fast path only on RAM that holds no code of
+	 * this thread's decoded-block cache (icache.h; emu_code_sync() makes
+	 * this agree with the cache that runs the CPU). */
+	if (e->host && (!c || !emu_code_marked(c, e->ppage)))
+		e->perm |= TLB_PLAIN;
 	*phys = page_pa | (linear & 0xfff);
 	*host = e->host;
 	return 0;

@@ -97,6 +97,8 @@ static void kvmclock_publish(struct emu_cpu *cpu)
 	t = gpa_ptr(cpu->mem, v & ~1ULL & ~3ULL, sizeof(*t));
 	if (!t)
 		return;
+	emu_code_store(cpu, (v & ~3ULL) >> 12);
+	emu_code_store(cpu, ((v & ~3ULL) + sizeof(*t) - 1) >> 12);
 	*t = (struct pvclock_time){
 		.version = 2,
 		.tsc_timestamp = 0,
@@ -116,6 +118,8 @@ static void kvmclock_wall(struct emu_cpu *cpu, uint64_t gpa)
 
 	if (!w)
 		return;
+	emu_code_store(cpu, (gpa & ~3ULL) >> 12);
+	emu_code_store(cpu, ((gpa & ~3ULL) + sizeof(*w) - 1) >> 12);
 	clock_gettime(CLOCK_REALTIME, &rt);
 	boot = (uint64_t)rt.tv_sec * 1000000000u + rt.tv_nsec - now_ns();
 	*w = (struct pvclock_wall){ .version = 2, .sec = boot / 1000000000u,

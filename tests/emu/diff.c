@@ -10,6 +10,7 @@
  *
  * usage: diff [--cases N] [--seed S] [--verbose]
  * On a mismatch: the seed, the case number, the bytes, both states. */
+#include "jit.h"
 #include "diff_common.h"
 #include "exec.h"
 #include "flags.h"
@@ -467,6 +468,14 @@ int main(int argc, char **argv)
 				break;
 		} else if (args.verbose) {
 			fprintf(stderr, "ok %s\n", g.t->name);
+		}
+	}
+	if (emu_jit_on()) { /* KUMO_EMU_JIT=1: the cases the emitter takes ran translated */
+		printf("diff: jit on, %llu instructions translated\n",
+		       (unsigned long long)emu_jit_translated());
+		if (!emu_jit_translated()) {
+			fprintf(stderr, "diff: jit on, but nothing was translated\n");
+			failures++;
 		}
 	}
 	return diff_finish("diff", &args, faults, failures, cpu, &mem);

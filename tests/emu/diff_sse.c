@@ -54,6 +54,24 @@ static uint32_t rnd_f32(void)
 	}
 }
 
+/* A bit of MXCSR's upper half that the host's MXCSR_MASK also reserves
+ * (AMD hosts allow bit 17, MM), or 0: both must then raise #GP. */
+static uint32_t reserved_mxcsr_bit(void)
+{
+	static uint32_t host_mask;
+	uint32_t bit = 1u << (16 + rndn(16));
+
+	if (!host_mask) {
+		uint8_t fx[512] __attribute__((aligned(16)));
+		memset(fx, 0, sizeof(fx));
+		asm volatile("fxsave64 %0" : "=m"(fx));
+		memcpy(&host_mask, fx + 28, 4);
+		if (!host_mask)
+			host_mask = 0xffbf; /* SDM 11.6.6: none saved */
+	}
+	return bit & host_mask ? 0 : bit;
+}
+
 static uint64_t rnd_f64(void)
 {
 	static const uint64_t v[] = {
@@ -355,7 +373,7 @@ static void gen_case(struct gen *g, struct sse_regs *r, uint8_t *data)
 				struct sse_regs tmp;
 				uint32_t mxcsr = 0x1f80 | (rnd() & 0x3f) | (rndn(4) << 13);
 				if (rndn(16) == 0)
-					mxcsr |= 1u << (16 + rndn(16));
+					mxcsr |= reserved_mxcsr_bit();
 				for (unsigned i = 0; i < 16; i++)
 					rnd_vec(XMM(&tmp, i), 16);
 				rnd_x87(&tmp);
@@ -378,7 +396,7 @@ static void gen_case(struct gen *g, struct sse_regs *r, uint8_t *data)
 		if (t->flags & F_LDMXCSR) {
 			uint32_t v = 0x1f80 | (rnd() & 0x3f) | (rndn(4) << 13) | (rndn(2) ? 0x8040 : 0);
 			if (rndn(8) == 0)
-				v |= 1u << (16 + rndn(16));
+				v |= reserved_mxcsr_bit();
 			memcpy(data + off, &v, 4);
 		}
 	} else {

@@ -521,6 +521,167 @@ static void rotate_flags_dead_and_exact(void **state)
 	}
 }
 
+/* ---- write tracking (icache.h): stores into validated code leave the
+ * inline fast path, and start a new session ---- */
+#define FN     (CODE + 0x2000)      /* a function on its own page */
+#define DATA   0x40000ULL
+
+static const struct emu_tlb_entry *tlb_entry(struct fx *f, uint64_t linear)
+{
+	const struct emu_tlb_entry *e = &f->cpu.tlb.e[emu_tlb_set(linear >> 12) * EMU_TLB_WAYS];
+
+	for (unsigned w = 0; w < EMU_TLB_WAYS; w++)
+		if (e[w].vpage == linear >> 12)
+			return &e[w];
+	return NULL;
+}
+
+/* mov eax, imm32; ret */
+static void put_fn(struct fx *f, uint32_t v)
+{
+	uint8_t fn[] = { 0xb8, 0, 0, 0, 0, 0xc3 };
+
+	memcpy(fn + 1, &v, 4);
+	put(f, FN, fn, sizeof(fn));
+}
+
+/* The TLB marks the page of code that ran, not the page of data. */
+static void tracking_marks_code_pages(void **state)
+{
+	struct fx *f = *state;
+	/* mov [rbx], eax; call rsi; hlt */
+	static const uint8_t code[] = { 0x89, 0x03, 0xff, 0xd6, 0xf4 };
+	const struct emu_tlb_entry *e;
+
+	put(f, CODE + 0x600, code, sizeof(code));
+	put_fn(f, 3);
+	f->cpu.gpr[X86_RBX] = DATA;
+	f->cpu.gpr[X86_RSI] = FN;
+	run_to_hlt(f, CODE + 0x600);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+	assert_non_null(e = tlb_entry(f, DATA));
+	assert_true(e->perm & TLB_PLAIN);
+	assert_non_null(e = tlb_entry(f, FN));
+	assert_false(e->perm & TLB_PLAIN);
+	assert_non_null(e = tlb_entry(f, STACK - 8));
+	assert_true(e->perm & TLB_PLAIN);
+
+	/* a store into FN's page from outside a run: unmarked, plain again,
+	 * until its code is validated again */
+	assert_int_equal(emu_write(&f->cpu, SR_DS, FN + 0x800, 4, 0), 0);
+	assert_true(tlb_entry(f, FN)->perm & TLB_PLAIN);
+	run_to_hlt(f, CODE + 0x600);
+	assert_false(tlb_entry(f, FN)->perm & TLB_PLAIN);
+}
+
+/* Code written by stores through a TLB entry filled before the page held
+ * code: the page becoming code takes the plain bit from that entry, so
+ * the second rewrite, in the same run, is seen. */
+static void store_through_entry_filled_before_code(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xc6, 0x03, 0xb8,                         /* mov byte [rbx], 0xb8 */
+		0xc7, 0x43, 0x01, 0x01, 0, 0, 0,          /* mov dword [rbx+1], 1 */
+		0xc6, 0x43, 0x05, 0xc3,                   /* mov byte [rbx+5], 0xc3 */
+		0xff, 0xd3,                               /* call rbx */
+		0x89, 0xc6,                               /* mov esi, eax */
+		0xc7, 0x43, 0x01, 0x02, 0, 0, 0,          /* mov dword [rbx+1], 2 */
+		0xff, 0xd3,                               /* call rbx */
+		0xf4,
+	};
+
+	put(f, CODE + 0x700, code, sizeof(code));
+	memset(gpa(f, FN, 8), 0xcc, 8);
+	for (unsigned round = 0; round < 3; round++) {
+		f->cpu.gpr[X86_RBX] = FN;
+		run_to_hlt(f, CODE + 0x700);
+		assert_int_equal(f->cpu.gpr[X86_RSI], 1);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 2);
+	}
+}
+
+/* Code on another page rewritten by a LOCKed operation (a host pointer:
+ * emu_host_ptr) and by REP STOSB a page at a time, in the same run that
+ * validated it. */
+static void atomic_and_string_stores_into_code(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t locked[] = {
+		0xff, 0xd3,                               /* call rbx */
+		0x89, 0xc6,                               /* mov esi, eax */
+		0xf0, 0x83, 0x43, 0x01, 0x10,             /* lock add dword [rbx+1], 0x10 */
+		0xff, 0xd3,                               /* call rbx */
+		0xf4,
+	};
+	static const uint8_t string[] = {
+		0xff, 0xd3,                               /* call rbx */
+		0x89, 0xc6,                               /* mov esi, eax */
+		0x48, 0x8d, 0x7b, 0x01,                   /* lea rdi, [rbx+1] */
+		0xb9, 4, 0, 0, 0,                         /* mov ecx, 4 */
+		0xb8, 0x22, 0, 0, 0,                      /* mov eax, 0x22 */
+		0xf3, 0xaa,                               /* rep stosb */
+		0xff, 0xd3,                               /* call rbx */
+		0xf4,
+	};
+
+	put(f, CODE + 0x780, locked, sizeof(locked));
+	put(f, CODE + 0x7c0, string, sizeof(string));
+	for (unsigned round = 0; round < 2; round++) {
+		put_fn(f, 5);
+		f->cpu.gpr[X86_RBX] = FN;
+		run_to_hlt(f, CODE + 0x780);
+		assert_int_equal(f->cpu.gpr[X86_RSI], 5);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0x15);
+
+		f->cpu.gpr[X86_RBX] = FN;
+		run_to_hlt(f, CODE + 0x7c0);
+		assert_int_equal(f->cpu.gpr[X86_RSI], 0x15);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0x22222222);
+	}
+}
+
+/* Two CPUs run by one thread share its cache and codemap, each with its
+ * own TLB: a page that became code while the other CPU ran takes the
+ * plain bit from this one's TLB when it runs again (emu_code_sync). */
+static void two_cpus_one_thread(void **state)
+{
+	struct fx *f = *state;
+	struct emu_cpu *a = &f->cpu, *b = malloc(sizeof(*b));
+	/* A, first: mov dword [rbx+1], 7; hlt (its TLB maps FN with plain) */
+	static const uint8_t a_first[] = { 0xc7, 0x43, 0x01, 7, 0, 0, 0, 0xf4 };
+	/* A, then: call rbx; mov esi, eax; mov dword [rbx+1], 9; call rbx; hlt */
+	static const uint8_t a_then[] = { 0xff, 0xd3, 0x89, 0xc6, 0xc7, 0x43, 0x01, 9, 0, 0, 0,
+					  0xff, 0xd3, 0xf4 };
+	/* B: call rbx; hlt */
+	static const uint8_t b_code[] = { 0xff, 0xd3, 0xf4 };
+	unsigned ran;
+
+	assert_non_null(b);
+	put(f, CODE + 0x800, a_first, sizeof(a_first));
+	put(f, CODE + 0x840, a_then, sizeof(a_then));
+	put(f, CODE + 0x880, b_code, sizeof(b_code));
+	for (unsigned round = 0; round < 2; round++) {
+		put_fn(f, 1);
+		a->gpr[X86_RBX] = FN;
+		run_to_hlt(f, CODE + 0x800);
+		assert_non_null(tlb_entry(f, FN));
+		assert_true(tlb_entry(f, FN)->perm & TLB_PLAIN);
+
+		*b = *a;
+		emu_tlb_flush(b, true);
+		b->rip = CODE + 0x880;
+		b->gpr[X86_RSP] = STACK - 0x100;
+		assert_int_equal(emu_run(b, 100, &ran), EMU_HALT);
+		assert_int_equal(b->gpr[X86_RAX], 7);
+
+		run_to_hlt(f, CODE + 0x840);
+		assert_int_equal(a->gpr[X86_RSI], 7);
+		assert_int_equal(a->gpr[X86_RAX], 9);
+	}
+	free(b);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -535,6 +696,10 @@ int main(void)
 		T(indirect_branches_and_nops),
 		T(rep_strings_by_page),
 		T(rotate_flags_dead_and_exact),
+		T(tracking_marks_code_pages),
+		T(store_through_entry_filled_before_code),
+		T(atomic_and_string_stores_into_code),
+		T(two_cpus_one_thread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

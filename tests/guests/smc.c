@@ -11,10 +11,15 @@
  *  - code written through a second virtual mapping of a physical page and
  *    run through the first (and changed again through the alias);
  *  - the immediate of the instruction right after the store rewritten,
- *    then reached through a JMP, and through CPUID (serialising).
+ *    then reached through a JMP, and through CPUID (serialising);
+ *  - with two CPUs or more, cross-modifying code (SDM vol. 3 9.1.3):
+ *    another CPU rewrites a function this one has run, then raises a
+ *    flag; this one sees the flag, executes CPUID and calls the new code,
+ *    1000 times.
  * Engines that cache decoded instructions (emu) must notice every one.
  */
 #include "guest.h"
+#include "smp.h"
 
 GUEST("smc");
 
@@ -163,6 +168,72 @@ static void next_instruction(void)
 	kprintf("smc: the next instruction rewritten, seen after JMP and after CPUID\n");
 }
 
+/* ---- cross-modifying code: the AP writes, the BSP runs ---- */
+#define XMC_ROUNDS 1000u
+
+static uint8_t xmc_page[PAGE_SIZE] __attribute__((aligned(4096)));
+static volatile uint32_t xmc_turn;   /* odd: the AP's turn to write; even: the BSP's to run */
+static volatile uint32_t xmc_ap_done;
+
+static uint32_t xmc_value(uint32_t round)
+{
+	return 0x5eed0000u ^ (round * 0x9e3779b9u);
+}
+
+static void xmc_writer(unsigned cpu)
+{
+	(void)cpu;
+	for (uint32_t k = 1; k <= XMC_ROUNDS; k++) {
+		uint32_t v = xmc_value(k);
+
+		while (__atomic_load_n(&xmc_turn, __ATOMIC_ACQUIRE) != 2 * k - 1)
+			__asm__ volatile("pause");
+		memcpy(xmc_page + 0x200 + 1, &v, 4);
+		__atomic_store_n(&xmc_turn, 2 * k, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&xmc_ap_done, 1, __ATOMIC_RELEASE);
+}
+
+static void serialize(void)
+{
+	uint32_t r[4];
+
+	cpuid(0, 0, r);
+}
+
+static void cross_modifying(void)
+{
+	uint32_t ids[SMP_MAX_CPUS], bsp, got;
+	int n = acpi_cpu_apic_ids(ids, SMP_MAX_CPUS);
+	int ap = -1;
+
+	if (n < 2) {
+		kprintf("smc: one CPU, no cross-modifying code to test\n");
+		return;
+	}
+	lapic_init();
+	bsp = lapic_id();
+	for (int i = 0; i < n && i < SMP_MAX_CPUS && ap < 0; i++)
+		if (ids[i] != bsp)
+			ap = i;
+	emit_mov_ret(xmc_page + 0x200, xmc_value(0));
+	if ((got = call0(xmc_page + 0x200)) != xmc_value(0))
+		fail("cross-modifying: first call got 0x%x", got);
+	if (ap < 0 || !smp_start_ap(ids[ap], 1, xmc_writer))
+		fail("cross-modifying: the AP did not start");
+	for (uint32_t k = 1; k <= XMC_ROUNDS; k++) {
+		__atomic_store_n(&xmc_turn, 2 * k - 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&xmc_turn, __ATOMIC_ACQUIRE) != 2 * k)
+			__asm__ volatile("pause");
+		serialize();
+		if ((got = call0(xmc_page + 0x200)) != xmc_value(k))
+			fail("cross-modifying: round %u got 0x%x, want 0x%x", k, got, xmc_value(k));
+	}
+	while (!__atomic_load_n(&xmc_ap_done, __ATOMIC_ACQUIRE))
+		__asm__ volatile("pause");
+	kprintf("smc: code rewritten by another CPU, run after CPUID, %u times\n", XMC_ROUNDS);
+}
+
 void guest_main(void)
 {
 	immediate_in_a_loop();
@@ -170,5 +241,6 @@ void guest_main(void)
 	across_a_page_boundary();
 	through_an_alias();
 	next_instruction();
+	cross_modifying();
 	pass();
 }

@@ -1,0 +1,68 @@
+/* Translation to host code (step 3 of docs/emu.md's plan), behind a
+ * switch that is off by default: emu_jit_set(true), or KUMO_EMU_JIT=1 in
+ * the environment, before the thread's decoded-block cache is made.
+ *
+ * What it does so far: the longest prefix of a 64-bit block made of
+ * register-only ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, LEA, SHL/SHR/SAR by a
+ * constant, IMUL r, r and (after another flag writer) INC/DEC, on 32 and
+ * 64-bit operands, and of conditional branches (after a flag writer),
+ * becomes one host function. Guest registers stay in cpu->gpr (the
+ * function gets cpu in RDI and works through RAX); the arithmetic flags
+ * are those of the host's own instructions, which a Jcc reads where they
+ * are, captured (PUSHFQ) only where the function leaves — never per
+ * instruction. A taken Jcc leaves the block; the rest of the block, after
+ * the prefix, runs in the interpreter. Code lives in a memfd mapped twice, writable for
+ * the emitter and executable for the CPU: no page is both. */
+#ifndef KUMO_EMU_JIT_H
+#define KUMO_EMU_JIT_H
+
+#include "cpu.h"
+
+/* The host function of a translated prefix. It returns where it left:
+ * bits 0-7, the instructions it completed (a taken Jcc not counted);
+ * bits 8-9, enum emu_jit_flags: how the flags it left in cpu->jit_flags
+ * (the host's RFLAGS) stand; EMU_JIT_TAKEN, the Jcc after those
+ * instructions was taken (its target is for the caller to check and
+ * take); bits 32-63, the guest bytes of the instructions completed. */
+typedef uint64_t (*emu_native_fn)(struct emu_cpu *cpu);
+#define EMU_JIT_TAKEN (1ULL << 10)
+#define EMU_JIT_MAX_INSNS 32
+
+/* How the prefix leaves the arithmetic flags. */
+enum emu_jit_flags {
+	JIT_FLAGS_NONE,   /* untouched: the lazy state stays */
+	JIT_FLAGS_ARITH,  /* the host's six flags, as they are */
+	JIT_FLAGS_LOGIC,  /* the host's, AF cleared (the interpreter's AND/OR/XOR/TEST) */
+};
+
+struct emu_jit_buf;
+
+/* The switch. emu_jit_on() reads KUMO_EMU_JIT once unless set before:
+ * 1, on; 2, on and translating even prefixes too short to pay (so that
+ * emu-diff's one-instruction cases run translated). */
+void emu_jit_set(bool on);
+void emu_jit_set_every_prefix(void);
+bool emu_jit_on(void);
+
+/* A code buffer (one per decoded-block cache); NULL if none can be made. */
+struct emu_jit_buf *emu_jit_buf_new(void);
+void emu_jit_buf_free(struct emu_jit_buf *j);
+/* Empties it (every block translated so far is stale: the cache's
+ * generation changed). */
+void emu_jit_buf_reset(struct emu_jit_buf *j);
+/* Room for one more block's code. */
+bool emu_jit_buf_room(const struct emu_jit_buf *j);
+
+struct emu_jit_result {
+	emu_native_fn fn;
+	uint8_t ninsn;    /* instructions translated: 0 if none */
+};
+
+/* Translates the longest prefix of insns[0..n) (decoded in 64-bit mode)
+ * that it can. */
+struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn *insns, unsigned n);
+
+/* Guest instructions translated so far, by every thread (for tests). */
+uint64_t emu_jit_translated(void);
+
+#endif

@@ -1,0 +1,337 @@
+/* Translation to host code (src/emu/jit.h), switched on: blocks of
+ * register-only ALU and MOV run as host code and leave registers and
+ * flags as the interpreter would; the interpreter carries on after them. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "flags.h"
+#include "icache.h"
+#include "jit.h"
+#include "kumo/memory.h"
+
+#define PML4   0x1000ULL
+#define PT     0x4000ULL
+#define CODE   0x20000ULL           /* identity-mapped, executable */
+#define ALIAS  0x180000ULL          /* CODE's page again, executable */
+#define NXALIAS 0x190000ULL         /* CODE's page again, no execute */
+#define STACK  0x30000ULL
+
+#define PTE_P  1ULL
+#define PTE_W  2ULL
+#define PTE_PS (1ULL << 7)
+#define PTE_XD (1ULL << 63)
+
+struct fx {
+	struct guest_mem mem;
+	struct emu_cpu cpu;
+};
+
+static uint8_t *gpa(struct fx *f, uint64_t a, uint64_t len)
+{
+	uint8_t *p = gpa_ptr(&f->mem, a, len);
+
+	assert_non_null(p);
+	return p;
+}
+
+static void wr64(struct fx *f, uint64_t a, uint64_t v)
+{
+	memcpy(gpa(f, a, 8), &v, 8);
+}
+
+/* 64-bit mode at CPL 0: the first 2 MiB in 4 KiB pages (identity, plus the
+ * two aliases of CODE's page), the next ones as 2 MiB pages. */
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct emu_cpu *c;
+
+	assert_non_null(f);
+	assert_int_equal(guest_mem_init(&f->mem, 16 * MiB), 0);
+	c = &f->cpu;
+	c->mem = &f->mem;
+	emu_cpu_reset(c);
+	wr64(f, PML4, (PML4 + 0x1000) | PTE_P | PTE_W);
+	wr64(f, PML4 + 0x1000, (PML4 + 0x2000) | PTE_P | PTE_W);
+	wr64(f, PML4 + 0x2000, PT | PTE_P | PTE_W);
+	for (uint64_t i = 1; i < 8; i++)
+		wr64(f, PML4 + 0x2000 + 8 * i, (i << 21) | PTE_P | PTE_W | PTE_PS);
+	for (uint64_t i = 0; i < 512; i++)
+		wr64(f, PT + 8 * i, (i << 12) | PTE_P | PTE_W);
+	wr64(f, PT + 8 * (ALIAS >> 12), CODE | PTE_P | PTE_W);
+	wr64(f, PT + 8 * (NXALIAS >> 12), CODE | PTE_P | PTE_W | PTE_XD);
+	c->cr3 = PML4;
+	c->cr4 = X86_CR4_PAE;
+	c->cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG;
+	c->efer = X86_EFER_LME | X86_EFER_LMA | (1ULL << 11) /* NXE */;
+	for (unsigned s = 0; s < 6; s++)
+		c->seg[s] = (struct x86_seg){ .limit = 0xffffffff, .type = 0x3, .s = 1, .present = 1,
+					      .db = 1, .g = 1 };
+	c->seg[SR_CS] = (struct x86_seg){ .limit = 0xffffffff, .type = 0xb, .s = 1, .present = 1,
+					  .l = 1, .g = 1 };
+	emu_cpu_update_mode(c);
+	emu_tlb_flush(c, true);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	guest_mem_free(&f->mem);
+	free(f);
+	return 0;
+}
+
+/* Runs from rip until HLT; returns the instructions run. */
+static unsigned run_to_hlt(struct fx *f, uint64_t rip)
+{
+	unsigned total = 0, ran;
+	int st;
+
+	f->cpu.rip = rip;
+	f->cpu.gpr[X86_RSP] = STACK;
+	for (;;) {
+		st = emu_run(&f->cpu, 1000, &ran);
+		total += ran;
+		if (st == EMU_HALT)
+			return total;
+		assert_int_equal(st, EMU_OK);
+		assert_true(total < 10000);
+	}
+}
+
+static void put(struct fx *f, uint64_t a, const void *code, size_t len)
+{
+	/* straight into guest RAM, as a device writes it */
+	memcpy(gpa(f, a, len), code, len);
+}
+
+/* The expected results are written out: the switch is read once, when
+ * the thread's cache is made, so one process cannot compare itself
+ * with the interpreter (emu-diff-jit compares with the host CPU). */
+
+static uint64_t flags(struct fx *f)
+{
+	return emu_flags_get(&f->cpu) & (FL_CF | FL_PF | FL_ZF | FL_SF | FL_OF | FL_AF);
+}
+
+/* Register-only ALU and MOV run translated, and the interpreter after
+ * them reads the flags the host left. */
+static void alu_and_mov_translated(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb8, 0xff, 0xff, 0xff, 0xff,             /* mov eax, 0xffffffff */
+		0x48, 0xbb, 1, 2, 3, 4, 5, 6, 7, 0x88,    /* movabs rbx, 0x8807060504030201 */
+		0x48, 0xc7, 0xc1, 0xfe, 0xff, 0xff, 0xff, /* mov rcx, -2 */
+		0x89, 0xc2,                               /* mov edx, eax */
+		0x48, 0x01, 0xd9,                         /* add rcx, rbx */
+		0x4c, 0x8b, 0xc1,                         /* mov r8, rcx */
+		0x49, 0x83, 0xe8, 0x10,                   /* sub r8, 0x10 */
+		0x31, 0xf6,                               /* xor esi, esi */
+		0x83, 0xc0, 0x01,                         /* add eax, 1: CF ZF PF AF */
+		0x0f, 0x92, 0xc7,                         /* setc bh (interpreted) */
+		0xf4,
+	};
+	uint64_t before = emu_jit_translated();
+
+	put(f, CODE, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		memset(f->cpu.gpr, 0x55, sizeof(f->cpu.gpr));
+		f->cpu.gpr[X86_RSP] = STACK;
+		run_to_hlt(f, CODE);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 0xffffffff);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0x88070605040301ffULL);
+		assert_int_equal(f->cpu.gpr[X86_R8], 0x88070605040301efULL);
+		assert_int_equal(f->cpu.gpr[X86_RSI], 0);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 0x8807060504030101ULL); /* BH = CF */
+		assert_int_equal(flags(f), FL_CF | FL_ZF | FL_PF | FL_AF);
+	}
+	assert_true(emu_jit_translated() - before >= 9); /* once: the second round is cached */
+}
+
+/* Logic operations: the interpreter's AF (clear); CMP and TEST write no
+ * register; a budget that ends inside the prefix runs it interpreted. */
+static void logic_cmp_test_and_budget(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x39, 0xd8,                         /* cmp rax, rbx */
+		0x48, 0x85, 0xc0,                         /* test rax, rax */
+		0x48, 0x25, 0x00, 0xff, 0x00, 0x00,       /* and rax, 0xff00 */
+		0x09, 0xd9,                               /* or ecx, ebx */
+		0xf4,
+	};
+	unsigned ran;
+
+	put(f, CODE + 0x100, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RAX] = 0x8000000000001234ULL;
+		f->cpu.gpr[X86_RBX] = 0x0f;
+		f->cpu.gpr[X86_RCX] = 0xffffffff00000080ULL;
+		emu_flags_set(&f->cpu, 0x2 | FL_AF | FL_CF);
+		run_to_hlt(f, CODE + 0x100);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0x1200);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 0x0f);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0x8f); /* 32-bit: zero-extended */
+		assert_int_equal(flags(f), 0);               /* 0x8f: odd parity, AF clear */
+
+		/* two instructions at a time: the prefix does not fit the budget */
+		f->cpu.gpr[X86_RAX] = 0x8000000000001234ULL;
+		f->cpu.rip = CODE + 0x100;
+		assert_int_equal(emu_run(&f->cpu, 2, &ran), EMU_OK);
+		assert_int_equal(ran, 2);
+		assert_int_equal(f->cpu.rip, CODE + 0x106);
+		assert_int_equal(flags(f), FL_SF);           /* TEST of a negative */
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0x8000000000001234ULL);
+	}
+}
+
+/* Code rewritten in guest RAM: the block is decoded and translated again. */
+static void rewritten_code_translated_again(void **state)
+{
+	struct fx *f = *state;
+	uint8_t code[] = { 0xb9, 1, 0, 0, 0, 0x01, 0xc8, 0xf4 }; /* mov ecx, imm; add eax, ecx; hlt */
+
+	for (unsigned i = 0; i < 4; i++) {
+		code[1] = (uint8_t)(i + 1);
+		put(f, CODE + 0x200, code, sizeof(code));
+		f->cpu.gpr[X86_RAX] = 100;
+		run_to_hlt(f, CODE + 0x200);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 101 + i);
+	}
+}
+
+/* A loop: conditional branches on the host's flags inside the
+ * translated code, taken (leaving the block) and not; INC/DEC after
+ * another flag writer; shifts by constants; IMUL. */
+static void branches_shifts_imul(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb9, 10, 0, 0, 0,                        /* mov ecx, 10 */
+		0x31, 0xc0,                               /* xor eax, eax */
+		0x01, 0xc8,                               /* L: add eax, ecx */
+		0x48, 0x89, 0xc2,                         /* mov rdx, rax */
+		0x48, 0xc1, 0xe2, 0x3c,                   /* shl rdx, 60 */
+		0x48, 0xc1, 0xfa, 0x3d,                   /* sar rdx, 61 */
+		0x48, 0xff, 0xc6,                         /* inc rsi */
+		0xff, 0xc9,                               /* dec ecx */
+		0x75, 0xec,                               /* jnz L */
+		0x48, 0x0f, 0xaf, 0xc0,                   /* imul rax, rax */
+		0xd1, 0xe8,                               /* shr eax, 1 */
+		0x0f, 0x92, 0xc3,                         /* setc bl (interpreted) */
+		0xf4,
+	};
+
+	put(f, CODE + 0x300, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RSI] = 0xffffffff;
+		f->cpu.gpr[X86_RBX] = 0;
+		assert_int_equal(run_to_hlt(f, CODE + 0x300), 2 + 10 * 7 + 4);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 55 * 55 / 2);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 1);             /* 3025 is odd: CF */
+		assert_int_equal(f->cpu.gpr[X86_RSI], 0xffffffffULL + 10);
+		/* rax was 55 at the last turn: 55 << 60 is 0x7000..., >> 61 (arithmetic) is 3 */
+		assert_int_equal(f->cpu.gpr[X86_RDX], 3);
+	}
+}
+
+/* Rotates: with dead flags before any flag writer (the prefix reaches
+ * the instruction that overwrites them), and exact after one (a Jcc
+ * reads their CF). */
+static void rotates(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xc1, 0xc8, 0x07,                         /* ror eax, 7 (flags dead) */
+		0x48, 0xc1, 0xc3, 0x0d,                   /* rol rbx, 13 (flags dead) */
+		0x31, 0xd8,                               /* xor eax, ebx: overwrites them */
+		0xd1, 0xc1,                               /* rol ecx, 1: CF OF from here */
+		0x72, 0x06,                               /* jc +6 */
+		0xbe, 1, 0, 0, 0,                         /* mov esi, 1 */
+		0xf4,                                     /* hlt */
+		0xbe, 2, 0, 0, 0,                         /* mov esi, 2 */
+		0xf4,
+	};
+	uint64_t before = emu_jit_translated();
+
+	put(f, CODE + 0x400, code, sizeof(code));
+	for (unsigned round = 0; round < 4; round++) {
+		uint32_t a = 0x12345678u * (round + 1), c = round & 1 ? 0x80000001u : 0x40000001u;
+		uint64_t b = 0x0123456789abcdefULL + round;
+		uint32_t ra = (a >> 7) | (a << 25);
+		uint64_t rb = (b << 13) | (b >> 51);
+
+		f->cpu.gpr[X86_RAX] = a;
+		f->cpu.gpr[X86_RBX] = b;
+		f->cpu.gpr[X86_RCX] = c;
+		run_to_hlt(f, CODE + 0x400);
+		assert_int_equal(f->cpu.gpr[X86_RAX], ra ^ (uint32_t)rb);
+		assert_int_equal(f->cpu.gpr[X86_RBX], rb);
+		assert_int_equal(f->cpu.gpr[X86_RCX], (uint32_t)((c << 1) | (c >> 31)));
+		assert_int_equal(f->cpu.gpr[X86_RSI], round & 1 ? 2 : 1);
+		/* OF of a 1-bit ROL: the new sign xor the new CF */
+		assert_int_equal(!!(flags(f) & FL_OF), ((c >> 30) & 1) ^ (c >> 31));
+	}
+	assert_true(emu_jit_translated() - before >= 5);
+}
+
+/* LEA: base, index, scale, displacement, RIP-relative, 32-bit results;
+ * the flags of the ADD before it reach the Jcc after it. */
+static void lea_forms(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xff,                         /* add rdi, rdi: ZF when 0 */
+		0x48, 0x8d, 0x44, 0x8b, 0x10,             /* lea rax, [rbx + rcx*4 + 0x10] */
+		0x8d, 0x50, 0xff,                         /* lea edx, [rax - 1] */
+		0x48, 0x8d, 0x35, 0x00, 0x01, 0, 0,       /* lea rsi, [rip + 0x100] */
+		0x4e, 0x8d, 0x04, 0xcd, 0xf8, 0xff, 0xff, 0xff, /* lea r8, [r9*8 - 8] */
+		0x74, 0x01,                               /* jz +1 */
+		0xf4,                                     /* hlt */
+		0x48, 0xff, 0xc7,                         /* inc rdi: ZF was set */
+		0xf4,
+	};
+
+	put(f, CODE + 0x500, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.gpr[X86_RBX] = 0xffffffff00001000ULL;
+		f->cpu.gpr[X86_RCX] = 3;
+		f->cpu.gpr[X86_R9] = 5;
+		f->cpu.gpr[X86_RDI] = round;
+		run_to_hlt(f, CODE + 0x500);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 0xffffffff0000101cULL);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 0x101b);
+		assert_int_equal(f->cpu.gpr[X86_RSI], CODE + 0x500 + 18 + 0x100);
+		assert_int_equal(f->cpu.gpr[X86_R8], 32);
+		assert_int_equal(f->cpu.gpr[X86_RDI], round ? 2 : 1);
+	}
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(alu_and_mov_translated),
+		T(logic_cmp_test_and_budget),
+		T(rewritten_code_translated_again),
+		T(branches_shifts_imul),
+		T(rotates),
+		T(lea_forms),
+	};
+
+	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
