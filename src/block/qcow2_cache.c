@@ -386,6 +386,10 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 	uint64_t s = MAX(q->free_hint, 1), start = s, limit = QCOW2_MAX_OFFSET >> q->cb;
 	int err;
 
+	/* Runs of free clusters are broken by a refcount block every
+	 * rb_entries clusters (see ensure_rb). */
+	if (n >= q->rb_entries)
+		return -ENOSPC;
 	for (;;) {
 		uint64_t i, rc;
 		bool made = false;
@@ -459,6 +463,9 @@ int qcow2_flush_meta(struct qcow2 *q)
 			err = qcow2_update_refcount(q, q->pending_free[i], -1);
 		q->npending = 0;
 		pthread_rwlock_unlock(&q->io);
+		/* Written (not synced: lost, they would only be leaks). */
+		if (!err)
+			err = cache_write_dirty(q, &q->rbc, &wrote);
 	}
 	return err;
 }
