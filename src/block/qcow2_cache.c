@@ -74,8 +74,8 @@ static int cache_victim(struct qcow2 *q, struct qcow2_cache *c, bool l2, struct 
 	}
 	if (v->dirty) {
 		/* An L2 table may point at clusters whose refcounts are only in
-		 * the cache: those go first. */
-		if (l2 && (err = qcow2_flush_refcounts(q)))
+		 * the cache, and at data not yet durable: those go first. */
+		if (l2 && ((err = qcow2_flush_refcounts(q)) || (err = qcow2_sync(q))))
 			return err;
 		if ((err = write_ent(q, v)))
 			return err;
@@ -444,10 +444,18 @@ int qcow2_flush_meta(struct qcow2 *q)
 
 	if ((err = qcow2_flush_refcounts(q)))
 		return err;
+	for (unsigned i = 0; i < q->l2c.n; i++)
+		if (q->l2c.ents[i].off && q->l2c.ents[i].dirty) {
+			/* The data these L2 entries point at, durable first. */
+			if ((err = qcow2_sync(q)))
+				return err;
+			break;
+		}
 	if ((err = cache_write_dirty(q, &q->l2c, &wrote)))
 		return err;
 	if (q->l1_dirty) {
-		if (wrote && (err = qcow2_sync(q)))
+		/* The L2 tables (maybe evicted earlier) before the L1 entries. */
+		if ((err = qcow2_sync(q)))
 			return err;
 		if ((err = qcow2_write_l1_entries(q)))
 			return err;

@@ -692,6 +692,38 @@ static void test_create_matches_qemu(void **state)
 	blk_close(img);
 }
 
+/* Locks QEMU understands: kumo's writer keeps qemu-img out (but not
+ * qemu-img -U), readers share with readers, and a second writer or a
+ * reader next to a writer is refused. */
+static void test_locking(void **state)
+{
+	struct blk_image *w, *r1, *r2, *x = NULL;
+	const struct blk_open_opts fs = { .read_only = true, .force_share = true };
+	const char *why = "";
+
+	(void)state;
+	sh_ok("qemu-img create -f qcow2 lock.qcow2 1M");
+	w = open_img("lock.qcow2", false);
+	assert_int_not_equal(sh("qemu-img info lock.qcow2"), 0);
+	assert_int_not_equal(sh("qemu-io -c 'read 0 512' lock.qcow2"), 0);
+	sh_ok("qemu-img info -U lock.qcow2");
+	assert_int_equal(blk_open(p("lock.qcow2"), false, &x, &why), -EBUSY);
+	assert_string_equal(why, "in use (locked)");
+	assert_int_equal(blk_open(p("lock.qcow2"), true, &x, &why), -EBUSY);
+	assert_string_equal(why, "in use by a writer (locked)");
+	assert_int_equal(blk_open2(p("lock.qcow2"), &fs, &x, &why), 0);
+	blk_close(x);
+	blk_close(w);
+	r1 = open_img("lock.qcow2", true);
+	r2 = open_img("lock.qcow2", true);
+	sh_ok("qemu-img info lock.qcow2");
+	assert_int_not_equal(sh("qemu-io -c 'write 0 512' lock.qcow2"), 0);
+	assert_int_equal(blk_open(p("lock.qcow2"), false, &x, &why), -EBUSY);
+	blk_close(r1);
+	blk_close(r2);
+	sh_ok("qemu-io -c 'write 0 512' lock.qcow2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -709,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_set_backing_and_make_empty),
 		cmocka_unit_test(test_hostile_headers),
 		cmocka_unit_test(test_create_matches_qemu),
+		cmocka_unit_test(test_locking),
 	};
 
 	if (getenv("QCOW2_TEST"))
