@@ -724,6 +724,35 @@ static void test_locking(void **state)
 	sh_ok("qemu-io -c 'write 0 512' lock.qcow2");
 }
 
+/* raw: create, block_status from the file's holes, truncate. */
+static void test_raw_ops(void **state)
+{
+	struct blk_create_opts o = { .size = 4 * 1024 * 1024 };
+	struct blk_image *img;
+	const char *why = "";
+	uint64_t pnum, map;
+	uint8_t buf[65536];
+	struct iovec v = { buf, sizeof(buf) };
+
+	(void)state;
+	assert_int_equal(blk_raw_ops.create(p("r.raw"), &o, &why), 0);
+	img = open_img("r.raw", false);
+	assert_string_equal(img->ops->name, "raw");
+	memset(buf, 0xab, sizeof(buf));
+	assert_int_equal(img->ops->pwritev(img, &v, 1, 1024 * 1024), 0);
+	assert_int_equal(img->ops->block_status(img, 0, img->size, &pnum, &map),
+			 BLK_ALLOCATED | BLK_ZERO | BLK_OFFSET_VALID);
+	assert_int_equal(pnum, 1024 * 1024);
+	assert_int_equal(img->ops->block_status(img, 1024 * 1024, img->size, &pnum, &map),
+			 BLK_ALLOCATED | BLK_DATA | BLK_OFFSET_VALID);
+	assert_int_equal(map, 1024 * 1024);
+	assert_true(pnum >= sizeof(buf) && pnum < 2 * 1024 * 1024);
+	assert_int_equal(img->ops->truncate(img, 8 * 1024 * 1024), 0);
+	assert_int_equal(img->size, 8 * 1024 * 1024);
+	blk_close(img);
+	sh_ok("test $(stat -c %%s r.raw) = 8388608");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -742,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_headers),
 		cmocka_unit_test(test_create_matches_qemu),
 		cmocka_unit_test(test_locking),
+		cmocka_unit_test(test_raw_ops),
 	};
 
 	if (getenv("QCOW2_TEST"))
