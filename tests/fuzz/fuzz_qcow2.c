@@ -112,7 +112,10 @@ static void exercise(struct blk_image *img, uint64_t h)
 	(void)!img->ops->write_zeroes(img, off, (img->size - off) % 20000, true);
 	(void)!img->ops->discard(img, off / 2, (img->size - off / 2) % 70000);
 	(void)!img->ops->flush(img);
-	(void)!img->ops->check(img, false, &ck);
+	/* A damaged refcount table can send allocations far out: the check
+	 * of a huge sparse file is real work, not worth a fuzz input. */
+	if (lseek(img->fd, 0, SEEK_END) < (16 << 20))
+		(void)!img->ops->check(img, false, &ck);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
