@@ -855,6 +855,58 @@ static void test_crash_safety(void **state)
 	}
 }
 
+/* The dirty bit (lazy refcounts left unrepaired) and the corrupt bit:
+ * read-only opens work, writers are refused with the reason. */
+static void test_write_refusals(void **state)
+{
+	static const struct { uint8_t bit; const char *why; } cases[] = {
+		{ 0, "dirty" }, { 1, "corrupt" },
+	};
+	struct blk_image *img = NULL;
+	const char *why = "";
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		uint8_t b;
+		int fd;
+		sh_ok("qemu-img create -f qcow2 -o lazy_refcounts=on dirty.qcow2 1M");
+		fd = open(p("dirty.qcow2"), O_RDWR);
+		b = (uint8_t)(1u << cases[i].bit);
+		assert_int_equal(pwrite(fd, &b, 1, 79), 1);
+		close(fd);
+		assert_int_equal(blk_open(p("dirty.qcow2"), false, &img, &why), -EROFS);
+		assert_non_null(strstr(why, cases[i].why));
+		img = open_img("dirty.qcow2", true);
+		blk_close(img);
+	}
+}
+
+/* Sequential guest writes to a fresh image: one run of contiguous
+ * clusters in the file (after the L2 table). */
+static void test_sequential_contiguous(void **state)
+{
+	struct blk_create_opts o = { .size = 8 * 1024 * 1024 };
+	struct blk_image *img;
+	const char *why = "";
+	static uint8_t buf[1 << 20];
+	uint64_t pnum, map;
+
+	(void)state;
+	assert_int_equal(blk_qcow2_ops.create(p("seq.qcow2"), &o, &why), 0);
+	img = open_img("seq.qcow2", false);
+	memset(buf, 0x3c, sizeof(buf));
+	for (int i = 0; i < 4; i++) {
+		struct iovec v = { buf, sizeof(buf) };
+		assert_int_equal(img->ops->pwritev(img, &v, 1, (uint64_t)i << 20), 0);
+	}
+	assert_int_equal(img->ops->block_status(img, 0, img->size, &pnum, &map),
+			 BLK_ALLOCATED | BLK_DATA | BLK_OFFSET_VALID);
+	assert_int_equal(pnum, 4 << 20);
+	assert_int_equal(map, 5 * 65536); /* header, refcounts, L1, L2, then data */
+	blk_close(img);
+	sh_ok("qemu-img map --output=json seq.qcow2 | grep -q '\"length\": 4194304, \"depth\": 0, \"present\": true, \"zero\": false, \"data\": true, \"offset\": 327680'");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -875,6 +927,8 @@ int main(void)
 		cmocka_unit_test(test_locking),
 		cmocka_unit_test(test_raw_ops),
 		cmocka_unit_test(test_crash_safety),
+		cmocka_unit_test(test_write_refusals),
+		cmocka_unit_test(test_sequential_contiguous),
 	};
 
 	if (getenv("QCOW2_TEST"))
