@@ -55,6 +55,7 @@ struct qcow2_cache_ent {
 
 struct qcow2_cache {
 	unsigned n;
+	unsigned last;         /* the entry found last */
 	uint64_t tick;
 	struct qcow2_cache_ent *ents;
 };

@@ -40,9 +40,15 @@ void qcow2_cache_free(struct qcow2_cache *c)
 
 static struct qcow2_cache_ent *cache_find(struct qcow2_cache *c, uint64_t off)
 {
+	/* The last table found first: requests walk one table for a while. */
+	if (c->ents[c->last].off == off) {
+		c->ents[c->last].lru = ++c->tick;
+		return &c->ents[c->last];
+	}
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->ents[i].off == off) {
 			c->ents[i].lru = ++c->tick;
+			c->last = i;
 			return &c->ents[i];
 		}
 	return NULL;

@@ -299,7 +299,7 @@ static int read_cluster(struct blk_image *img, const struct mapping *m, uint64_t
 int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
 {
 	struct qcow2 *q = img->priv;
-	struct iovec *tmp;
+	struct iovec *tmp, small[32];
 	uint8_t *cbuf = NULL;
 	size_t total = 0, done = 0;
 	int err = 0;
@@ -310,7 +310,7 @@ int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t
 		total += iov[i].iov_len;
 	if (off > img->size || total > img->size - off)
 		return -EINVAL;
-	tmp = malloc(sizeof(*tmp) * (size_t)(n ? n : 1));
+	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;
 	while (done < total && !err) {
@@ -363,7 +363,8 @@ int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t
 		done += len;
 	}
 	free(cbuf);
-	free(tmp);
+	if (tmp != small)
+		free(tmp);
 	return err;
 }
 
@@ -467,7 +468,7 @@ out:
 int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
 {
 	struct qcow2 *q = img->priv;
-	struct iovec *tmp;
+	struct iovec *tmp, small[32];
 	size_t total = 0, done = 0;
 	int err = 0;
 
@@ -479,7 +480,7 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_
 		total += iov[i].iov_len;
 	if (off > img->size || total > img->size - off)
 		return -EINVAL;
-	tmp = malloc(sizeof(*tmp) * (size_t)(n ? n : 1));
+	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;
 	while (done < total && !err) {
@@ -529,7 +530,8 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_
 		}
 		done += len;
 	}
-	free(tmp);
+	if (tmp != small)
+		free(tmp);
 	return err;
 }
 
