@@ -413,6 +413,22 @@ static void test_write_over_qemu_image(void **state)
 	random_writes(img, want, 30, 6, 30000);
 	blk_close(img);
 	check_clean("cz.qcow2", want, size);
+	/* A version 2 image: no zero flag, zeroes are written as data. */
+	sh_ok("qemu-img convert -f raw -O qcow2 -o compat=0.10,cluster_size=4096 src.raw v2.qcow2");
+	{
+		uint8_t *raw = pattern_disk(size, 9);
+		memcpy(want, raw, size);
+		free(raw);
+	}
+	img = open_img("v2.qcow2", false);
+	random_writes(img, want, 30, 8, 30000);
+	assert_int_equal(img->ops->write_zeroes(img, 4096, 65536, true), 0);
+	memset(want + 4096, 0, 65536);
+	assert_int_equal(img->ops->discard(img, 1 << 20, 65536), 0);
+	memset(want + (1 << 20), 0, 65536);
+	blk_close(img);
+	check_clean("v2.qcow2", want, size);
+	sh_ok("qemu-img info v2.qcow2 | grep -q 'compat: 0.10'");
 	free(want);
 }
 
@@ -497,15 +513,15 @@ static void test_threads(void **state)
 	free(want);
 }
 
-static void test_compressed_write_and_check(void **state)
+static void compressed_case(const char *type)
 {
-	struct blk_create_opts o = { .size = 1024 * 1024, .cluster_size = 65536, .compression_type = "zstd" };
+	struct blk_create_opts o = { .size = 1024 * 1024, .cluster_size = 65536,
+				     .compression_type = type };
 	uint8_t *want = calloc(1, o.size);
 	struct blk_image *img;
 	struct blk_check ck;
 	const char *why = "";
 
-	(void)state;
 	assert_int_equal(blk_qcow2_ops.create(p("cw.qcow2"), &o, &why), 0);
 	for (uint64_t i = 0; i < o.size / 2; i++)
 		want[i] = (uint8_t)"compress me "[i % 12];
@@ -521,6 +537,13 @@ static void test_compressed_write_and_check(void **state)
 	check_clean("cw.qcow2", want, o.size);
 	expect_content("cw.qcow2", want, o.size);
 	free(want);
+}
+
+static void test_compressed_write_and_check(void **state)
+{
+	(void)state;
+	compressed_case("zlib");
+	compressed_case("zstd");
 }
 
 static void test_check_leaks(void **state)
