@@ -102,6 +102,11 @@ struct qcow2 {
 	uint64_t *pending_free;
 	size_t npending, cap_pending;
 
+	/* Compressed clusters are packed: the next free byte (512-aligned) in
+	 * the host cluster the last one went to; 0: none. Dropped whenever
+	 * clusters are freed (that one may be reused). */
+	uint64_t cpack;
+
 	bool writable;
 	char backing_raw[1024];
 	char backing_fmt[32];

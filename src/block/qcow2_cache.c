@@ -477,6 +477,7 @@ int qcow2_flush_meta(struct qcow2 *q)
 		/* The L2 tables that pointed at these are on disk without them:
 		 * now they may be counted down and reused. */
 		pthread_rwlock_wrlock(&q->io);
+		q->cpack = 0;
 		for (size_t i = 0; i < q->npending && !err; i++)
 			err = qcow2_update_refcount(q, q->pending_free[i], -1);
 		q->npending = 0;

@@ -187,6 +187,7 @@ int qcow2_check(struct blk_image *img, bool repair_leaks, struct blk_check *out)
 		if ((err = qcow2_flush_meta(q)))
 			goto out;
 		q->free_hint = 1;
+		q->cpack = 0;
 	}
 	err = 0;
 out:

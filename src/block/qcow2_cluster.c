@@ -732,6 +732,28 @@ static int compress_cluster(struct qcow2 *q, const uint8_t *in, uint8_t *out, si
 	}
 }
 
+/* Where olen compressed bytes go: after the last compressed cluster in its
+ * host cluster when they fit (one more reference to it), else at the start
+ * of a new one. Either way the range touches one host cluster, counted once
+ * per compressed cluster in it (as qemu-img check counts). */
+static int pack_place(struct qcow2 *q, size_t olen, uint64_t *host)
+{
+	uint64_t rc;
+	int err;
+
+	if (q->cpack && q->cs - (q->cpack & (q->cs - 1)) >= olen &&
+	    !qcow2_get_refcount(q, q->cpack >> q->cb, &rc) && rc &&
+	    !qcow2_update_refcount(q, q->cpack >> q->cb, 1)) {
+		*host = q->cpack;
+	} else if ((err = qcow2_alloc_clusters(q, 1, host))) {
+		return err;
+	}
+	q->cpack = ALIGN_UP(*host + olen, 512);
+	if (!(q->cpack & (q->cs - 1)))
+		q->cpack = 0;
+	return 0;
+}
+
 int qcow2_write_compressed(struct blk_image *img, const void *buf, uint64_t off, size_t len)
 {
 	struct qcow2 *q = img->priv;
@@ -760,7 +782,7 @@ int qcow2_write_compressed(struct blk_image *img, const void *buf, uint64_t off,
 		goto out;
 	}
 	pthread_mutex_lock(&q->lock);
-	if ((err = ensure_l2(q, off, &l2off)) || (err = qcow2_alloc_clusters(q, 1, &host)) ||
+	if ((err = ensure_l2(q, off, &l2off)) || (err = pack_place(q, olen, &host)) ||
 	    (err = qcow2_pwrite(q->fd, out, olen, host)) || (err = get_mapping(q, off, &m)) ||
 	    (err = release(q, &m)))
 		goto unlock;
