@@ -29,8 +29,9 @@ static void ref(struct qcow2 *q, struct refs *r, uint64_t off, uint64_t len)
 	}
 }
 
-static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off, uint64_t *prev)
+static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off)
 {
+	uint64_t next = 0, *prev = &next; /* contiguity is counted per L2 table, as QEMU does */
 	uint8_t *t, *copy;
 	int err;
 
@@ -52,7 +53,7 @@ static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off, uint64_t *p
 			ref(q, r, host & ~511ULL, ns * 512);
 			r->res->compressed_clusters++;
 			r->res->allocated_clusters++;
-			*prev = 0;
+			r->res->fragmented_clusters++; /* as QEMU: by nature */
 			continue;
 		}
 		host = e & QCOW2_OFF_MASK;
@@ -81,7 +82,6 @@ static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off, uint64_t *p
 
 static int rebuild(struct qcow2 *q, struct refs *r)
 {
-	uint64_t prev = 0;
 	int err;
 
 	ref(q, r, 0, q->cs);
@@ -114,7 +114,7 @@ static int rebuild(struct qcow2 *q, struct refs *r)
 		ref(q, r, l2off, q->cs);
 		if (!qcow2_get_refcount(q, l2off >> q->cb, &rc) && (rc == 1) != !!(e & QCOW2_COPIED))
 			r->res->corruptions++;
-		if ((err = check_l2(q, r, l2off, &prev))) {
+		if ((err = check_l2(q, r, l2off))) {
 			if (err == -ENOMEM)
 				return err;
 			r->res->check_errors++;

@@ -943,6 +943,61 @@ static void test_sequential_contiguous(void **state)
 	sh_ok("qemu-img map --output=json seq.qcow2 | grep -q '\"length\": 4194304, \"depth\": 0, \"present\": true, \"zero\": false, \"data\": true, \"offset\": 327680'");
 }
 
+/* A number from qemu-img check --output=json (0 when absent, as qemu-img
+ * leaves zero counts out). */
+static uint64_t json_num(const char *json, const char *key)
+{
+	char k[64];
+	const char *at;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	at = strstr(json, k);
+	return at ? strtoull(at + strlen(k), NULL, 10) : 0;
+}
+
+/* kumo's check counts what qemu-img check counts. */
+static void test_check_matches_qemu(void **state)
+{
+	static const char *const make[] = {
+		"qemu-img convert -f raw -O qcow2 ck.raw ck.qcow2",
+		"qemu-img convert -c -f raw -O qcow2 -o cluster_size=4096 ck.raw ck.qcow2",
+		"qemu-img create -f qcow2 -b ckb.qcow2 -F qcow2 ck.qcow2 && qemu-io -c 'write -P 1 100k 300k' "
+		"-c 'write -z 1M 1M' -c 'write -P 2 5M 64k' -c 'write -P 3 700k 10k' ck.qcow2",
+	};
+	uint8_t *raw = pattern_disk(8 << 20, 21);
+
+	(void)state;
+	memset(raw + (6 << 20), 'k', 1 << 20); /* compressible */
+	write_file("ck.raw", raw, 8 << 20);
+	free(raw);
+	sh_ok("qemu-img convert -f raw -O qcow2 ck.raw ckb.qcow2");
+	for (size_t i = 0; i < sizeof(make) / sizeof(make[0]); i++) {
+		const struct blk_open_opts o = { .read_only = true, .no_backing = true };
+		struct blk_image *img = NULL;
+		const char *why = "";
+		struct blk_check ck;
+		char json[4096] = "";
+		FILE *f;
+
+		sh_ok("rm -f ck.qcow2 && %s", make[i]);
+		sh_ok("qemu-img check --output=json ck.qcow2 | tr -d ' \n' > ck.json");
+		f = fopen(p("ck.json"), "r");
+		assert_non_null(f);
+		assert_true(fread(json, 1, sizeof(json) - 1, f) > 0);
+		fclose(f);
+		assert_int_equal(blk_open2(p("ck.qcow2"), &o, &img, &why), 0);
+		assert_int_equal(img->ops->check(img, false, &ck), 0);
+		blk_close(img);
+		assert_int_equal(ck.corruptions, json_num(json, "corruptions"));
+		assert_int_equal(ck.leaks, json_num(json, "leaks"));
+		assert_int_equal(ck.allocated_clusters, json_num(json, "allocated-clusters"));
+		assert_int_equal(ck.total_clusters, json_num(json, "total-clusters"));
+		assert_int_equal(ck.fragmented_clusters, json_num(json, "fragmented-clusters"));
+		assert_int_equal(ck.compressed_clusters, json_num(json, "compressed-clusters"));
+		assert_int_equal(ck.image_end_offset, json_num(json, "image-end-offset"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -965,6 +1020,7 @@ int main(void)
 		cmocka_unit_test(test_crash_safety),
 		cmocka_unit_test(test_write_refusals),
 		cmocka_unit_test(test_sequential_contiguous),
+		cmocka_unit_test(test_check_matches_qemu),
 	};
 
 	if (getenv("QCOW2_TEST"))
