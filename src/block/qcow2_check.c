@@ -157,11 +157,9 @@ int qcow2_check(struct blk_image *img, bool repair_leaks, struct blk_check *out)
 	out->total_clusters = (img->size + q->cs - 1) >> q->cb;
 	if ((err = rebuild(q, &r)))
 		goto out;
-	/* Compare over every cluster a refcount block covers, and the file. */
+	/* Compare over the clusters of the file, as QEMU does (a refcount
+	 * past the end, on nothing, is not looked at). */
 	scan = r.nclusters;
-	for (uint64_t i = 0; i < q->rt_size && i * q->rb_entries < r.nclusters; i++)
-		if (q->rt[i] && !(q->rt[i] & (q->cs - 1)) && q->rt[i] < QCOW2_MAX_OFFSET)
-			scan = MAX(scan, (i + 1) * q->rb_entries);
 	for (uint64_t c = 0; c < scan; c++) {
 		uint64_t want = c < r.nclusters ? r.n[c] : 0, have;
 		if (want)
