@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 struct refs {
-	uint64_t *n;
+	uint32_t *n;               /* references per cluster of the file (saturating) */
 	uint64_t nclusters;
 	struct blk_check *res;
 };
@@ -25,7 +25,8 @@ static void ref(struct qcow2 *q, struct refs *r, uint64_t off, uint64_t len)
 			r->res->corruptions++; /* past the end of the file */
 			return;
 		}
-		r->n[c]++;
+		if (r->n[c] != UINT32_MAX)
+			r->n[c]++;
 	}
 }
 
@@ -145,7 +146,7 @@ int qcow2_check(struct blk_image *img, bool repair_leaks, struct blk_check *out)
 		goto out;
 	}
 	r.nclusters = ((uint64_t)end + q->cs - 1) >> q->cb;
-	if (r.nclusters > (1ULL << 28)) {
+	if (r.nclusters > (1ULL << 28)) { /* 1 GiB of counters */
 		err = -EFBIG;
 		goto out;
 	}
