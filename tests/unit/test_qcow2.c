@@ -487,6 +487,17 @@ static void *writer(void *arg)
 		memcpy(w->want + off, buf, sizeof(buf));
 		if (i % 50 == 0 && w->img->ops->flush(w->img))
 			return (void *)1;
+		if (i % 7 == 0 && w->img->ops->discard(w->img, off, 4096))
+			return (void *)1;
+		if (i % 7 == 0)
+			memset(w->want + off, 0, 4096);
+		/* Read it back while the others write. */
+		{
+			uint8_t back[sizeof(buf)];
+			struct iovec r = { back, sizeof(back) };
+			if (w->img->ops->preadv(w->img, &r, 1, off) || memcmp(back, w->want + off, sizeof(back)))
+				return (void *)1;
+		}
 	}
 	return NULL;
 }
