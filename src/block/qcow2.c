@@ -161,7 +161,7 @@ static void qcow2_free(struct qcow2 *q)
 }
 
 /* The header extensions: backing format, feature names, refusals. */
-static int parse_extensions(struct qcow2 *q, const uint8_t *h, uint64_t end, uint64_t limit,
+static int parse_extensions(struct qcow2 *q, const uint8_t *h, uint64_t limit,
 			    const uint8_t **ftbl, uint32_t *flen, const char **why)
 {
 	uint64_t at = q->header_length;
@@ -193,7 +193,6 @@ static int parse_extensions(struct qcow2 *q, const uint8_t *h, uint64_t end, uin
 		}
 		at += ALIGN_UP((uint64_t)len, 8);
 	}
-	(void)end;
 	return 0;
 }
 
@@ -309,7 +308,7 @@ static int parse_header(struct qcow2 *q, struct blk_image *img, const char **why
 	}
 	q->refcount_bits = 1u << q->refcount_order;
 	q->rb_entries = q->cs * 8 / q->refcount_bits;
-	if ((err = parse_extensions(q, h, 0, q->cs, &ftbl, &flen, why)))
+	if ((err = parse_extensions(q, h, q->cs, &ftbl, &flen, why)))
 		goto out;
 	err = -EINVAL;
 	if (q->incompat & ~QCOW2_INC_KNOWN) {
@@ -412,7 +411,6 @@ static int qcow2_open(struct blk_image *img, const char **why)
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_rwlock_init(&q->io, NULL);
 	q->fd = img->fd;
-	q->file_clusters = 0;
 	if ((err = parse_header(q, img, why)))
 		goto fail;
 	if (q->incompat & QCOW2_INC_DATA_FILE) {
@@ -441,11 +439,6 @@ static int qcow2_open(struct blk_image *img, const char **why)
 	    (err = qcow2_cache_init(&q->rbc, nrb, q->cs))) {
 		*why = "out of memory";
 		goto fail;
-	}
-	q->file_clusters = img->size; /* set below from the file */
-	{
-		off_t end = lseek(q->fd, 0, SEEK_END);
-		q->file_clusters = end > 0 ? ((uint64_t)end + q->cs - 1) >> q->cb : 0;
 	}
 	q->free_hint = 1;
 	if (q->backing_raw[0]) {

@@ -93,7 +93,6 @@ struct qcow2 {
 	uint64_t snapshots_off;
 
 	uint64_t free_hint;        /* cluster index where free space search starts */
-	uint64_t file_clusters;    /* the file's size in clusters at open (bounds reads) */
 	struct qcow2_cache l2c, rbc;
 
 	/* Clusters to free once the L2 tables that no longer point to them
