@@ -386,6 +386,54 @@ int qcow2_update_refcount(struct qcow2 *q, uint64_t cluster, int64_t delta)
 	return 0;
 }
 
+/* A long run (more than half a refcount block's clusters: big L1 tables
+ * with small clusters): past the last range any refcount block counts,
+ * where nothing is, k new refcount blocks first, then the n clusters; the
+ * blocks count themselves and the run. */
+static int alloc_far(struct qcow2 *q, uint64_t n, uint64_t *off)
+{
+	uint64_t rb = q->rb_entries, s0 = 0, k = 0, last_r = 0;
+	int err;
+
+	for (int tries = 0; tries < 4; tries++) {
+		uint64_t r = q->rt_size;
+		while (r && !q->rt[r - 1])
+			r--;
+		s0 = MAX(r * rb, 1);
+		k = 0;
+		for (int it = 0; it < 16; it++) {
+			uint64_t nk = (s0 + k + n + rb - 1) / rb - s0 / rb;
+			if (nk == k)
+				break;
+			k = nk;
+		}
+		last_r = (s0 + k + n - 1) / rb;
+		if (((s0 + k + n) << q->cb) >= QCOW2_MAX_OFFSET)
+			return -ENOSPC;
+		if (last_r < q->rt_size)
+			break;
+		if ((err = grow_rt(q, last_r + (k + n) / rb + 4)))
+			return err;
+	}
+	if (last_r >= q->rt_size)
+		return -ENOSPC;
+	for (uint64_t j = 0; j < k; j++) {
+		uint64_t r = s0 / rb + j;
+		uint8_t *t;
+		if (q->rt[r])
+			return -EIO;
+		if ((err = cache_get(q, &q->rbc, false, (s0 + j) << q->cb, true, &t)))
+			return err;
+		q->rt[r] = (s0 + j) << q->cb;
+		q->rt_dirty = true;
+	}
+	for (uint64_t c = s0; c < s0 + k + n; c++)
+		if ((err = qcow2_update_refcount(q, c, 1)))
+			return err;
+	*off = (s0 + k) << q->cb;
+	return 0;
+}
+
 /* n contiguous free clusters, counted once each. */
 int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 {
@@ -394,8 +442,8 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 
 	/* Runs of free clusters are broken by a refcount block every
 	 * rb_entries clusters (see ensure_rb). */
-	if (n >= q->rb_entries)
-		return -ENOSPC;
+	if (n > q->rb_entries / 2)
+		return alloc_far(q, n, off);
 	for (uint64_t scanned = 0;; scanned++) {
 		uint64_t i, rc;
 		bool made = false;

@@ -1013,6 +1013,38 @@ static void test_check_matches_qemu(void **state)
 	}
 }
 
+/* An L1 table bigger than a refcount block's run of free clusters: with
+ * 512-byte clusters and 64-bit refcounts a block counts 64 clusters, and
+ * 256 MiB need a 128-cluster L1 table. */
+static void test_big_l1_growth(void **state)
+{
+	struct blk_create_opts o = { .size = 1024 * 1024, .cluster_size = 512, .refcount_bits = 64 };
+	struct blk_image *img;
+	const char *why = "";
+	static uint8_t buf[8192], back[8192];
+	struct iovec v = { buf, sizeof(buf) }, r = { back, sizeof(back) };
+	const uint64_t big = 256ULL << 20;
+
+	(void)state;
+	assert_int_equal(blk_qcow2_ops.create(p("bl.qcow2"), &o, &why), 0);
+	img = open_img("bl.qcow2", false);
+	fill(buf, sizeof(buf), 1);
+	assert_int_equal(img->ops->pwritev(img, &v, 1, 4096), 0);
+	assert_int_equal(img->ops->truncate(img, big), 0);
+	fill(buf, sizeof(buf), 2);
+	assert_int_equal(img->ops->pwritev(img, &v, 1, big - sizeof(buf)), 0);
+	blk_close(img);
+	sh_ok("qemu-img check bl.qcow2");
+	sh_ok("qemu-img info bl.qcow2 | grep -q 'virtual size: 256 MiB'");
+	img = open_img("bl.qcow2", true);
+	assert_int_equal(img->ops->preadv(img, &r, 1, big - sizeof(back)), 0);
+	assert_memory_equal(back, buf, sizeof(buf));
+	fill(buf, sizeof(buf), 1);
+	assert_int_equal(img->ops->preadv(img, &r, 1, 4096), 0);
+	assert_memory_equal(back, buf, sizeof(buf));
+	blk_close(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1036,6 +1068,7 @@ int main(void)
 		cmocka_unit_test(test_write_refusals),
 		cmocka_unit_test(test_sequential_contiguous),
 		cmocka_unit_test(test_check_matches_qemu),
+		cmocka_unit_test(test_big_l1_growth),
 	};
 
 	if (getenv("QCOW2_TEST"))
