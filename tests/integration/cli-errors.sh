@@ -111,6 +111,9 @@ disk-bad-format)
 	expect 2 'disk format= must be raw or qcow2' -- --kernel "$guest" --disk "$tmp/disk,format=vdi" ;;
 disk-format-mismatch)
 	truncate -s 1M "$tmp/disk"
+	expect 1 "disk $tmp/disk: not a qcow2 image" -- --kernel "$guest" --disk "$tmp/disk,format=qcow2" ;;
+disk-format-mismatch)
+	truncate -s 1M "$tmp/disk"
 	expect 1 "disk $tmp/disk: .*qcow2" -- --kernel "$guest" --disk "$tmp/disk,format=qcow2" ;;
 disk-bad-id)
 	truncate -s 1M "$tmp/disk"
