@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -118,11 +119,12 @@ class Disk:
         """qemu-img check: no corruption; returns the leaked clusters."""
         if self.mode == "raw":
             return 0
-        r = run(["qemu-img", "check", "--output=json", self.img])
+        r = subprocess.run(["qemu-img", "check", "--output=json", self.img],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             rep = json.loads(r.stdout)
         except ValueError:
-            raise Fail("qemu-img check: status %d, no JSON: %s" % (r.returncode, r.stdout))
+            raise Fail("qemu-img check: status %d, no JSON: %s%s" % (r.returncode, r.stdout, r.stderr))
         corrupt = rep.get("corruptions", 0)
         errors = rep.get("check-errors", 0)
         leaks = rep.get("leaks", 0)
@@ -281,8 +283,10 @@ def main():
             errtext = open(os.path.join(tmp, "err")).read()
             if "AddressSanitizer" in errtext or "runtime error" in errtext:
                 raise Fail("run %d: sanitizer report:\n%s" % (k, errtext))
-            started = [int(l.split()[2]) for l in text.splitlines() if l.startswith("blk_crash: start ")]
-            durable = [int(l.split()[2]) for l in text.splitlines() if l.startswith("blk_crash: durable ")]
+            # whole lines only: the kill may cut the last one short
+            lines = text.split("\n")[:-1]
+            started = [int(m.group(1)) for m in map(re.compile(r"blk_crash: start (\d+)$").match, lines) if m]
+            durable = [int(m.group(1)) for m in map(re.compile(r"blk_crash: durable (\d+)$").match, lines) if m]
             if last and (status != 64 or "TEST blk_crash: PASS" not in text):
                 raise Fail("last run: status %d, want 64 and PASS:\n%s%s" % (status, text[-2000:], errtext))
             if not last and status != -signal.SIGKILL:
