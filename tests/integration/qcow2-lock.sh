@@ -11,8 +11,8 @@
 #   qemu     kumo against QEMU's own locks (qemu-io, qemu-img): a qemu-io
 #            writer is refused while kumo writes, and kumo is refused while
 #            a qemu-io writer holds the image (as writer and as reader);
-#            kumo and qemu-io reading together share; `qemu-img info -U`
-#            (force share) works next to a writer.
+#            kumo and qemu-io (or qemu-img info) reading together share;
+#            `qemu-img info -U` (force share) works next to a writer.
 # The idle guest holds the machine (and its disks) open until SIGTERM.
 set -uo pipefail
 vmm=$1 elf=$2 case=$3
@@ -116,6 +116,8 @@ qemu)
 	qemu-io -r -c 'read 0 4k' "$img" >"$tmp/qio.err" 2>&1 ||
 		fail "qemu-io -r could not read next to a kumo reader"
 	echo "allowed: qemu-io -r next to kumo-vmm ,ro"
+	qemu-img info "$img" >"$tmp/info.err" 2>&1 || fail "qemu-img info next to a kumo reader"
+	echo "allowed: qemu-img info next to kumo-vmm ,ro"
 	qemu-io -c 'write 0 4k' "$img" >"$tmp/qio.err" 2>&1 &&
 		fail "qemu-io wrote to an image a kumo-vmm reads"
 	echo "refused: qemu-io writer next to kumo-vmm ,ro"
