@@ -390,10 +390,14 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 	 * rb_entries clusters (see ensure_rb). */
 	if (n >= q->rb_entries)
 		return -ENOSPC;
-	for (;;) {
+	for (uint64_t scanned = 0;; scanned++) {
 		uint64_t i, rc;
 		bool made = false;
 
+		/* A long search (a full image, or a damaged refcount table
+		 * claiming everything): take space past all refcount blocks. */
+		if (scanned == (1u << 22) && s < q->rt_size * q->rb_entries)
+			s = q->rt_size * q->rb_entries;
 		if (s + n > limit)
 			return -ENOSPC;
 		for (i = 0; i < n; i++) {

@@ -105,7 +105,9 @@ static int rebuild(struct qcow2 *q, struct refs *r)
 		}
 		if (!l2off)
 			continue;
-		if ((l2off >> q->cb) >= r->nclusters) {
+		if ((l2off >> q->cb) >= r->nclusters || r->n[l2off >> q->cb]) {
+			/* Past the end, or a table already seen (no snapshots:
+			 * nothing may share it): not walked again. */
 			r->res->corruptions++;
 			continue;
 		}
@@ -157,7 +159,7 @@ int qcow2_check(struct blk_image *img, bool repair_leaks, struct blk_check *out)
 		goto out;
 	/* Compare over every cluster a refcount block covers, and the file. */
 	scan = r.nclusters;
-	for (uint64_t i = 0; i < q->rt_size; i++)
+	for (uint64_t i = 0; i < q->rt_size && i * q->rb_entries < r.nclusters; i++)
 		if (q->rt[i] && !(q->rt[i] & (q->cs - 1)) && q->rt[i] < QCOW2_MAX_OFFSET)
 			scan = MAX(scan, (i + 1) * q->rb_entries);
 	for (uint64_t c = 0; c < scan; c++) {
