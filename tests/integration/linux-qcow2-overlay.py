@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Linux on kumo's emu engine, its root file system on qcow2 overlays over
+one shared base image.
+
+usage: linux-qcow2-overlay.py KUMO_VMM
+
+1. The host makes the base: the guest's own initramfs tree (busybox, the
+   e2fsprogs) plus /etc/kumo-rootfs and /etc/base-file.txt, put into a
+   64 MiB ext4 image by `mke2fs -d` (no mount, no root needed), raw. Then
+   two qcow2 overlays over it (`qemu-img create -b base.raw -F raw`).
+2. Two VMs run at the same time, VM i on overlay i (the base opened
+   read-only by both). Each guest mounts /dev/vda and chroots into it (the
+   initramfs /init cannot switch_root: it runs kumo.run as a child, not as
+   PID 1), so the shell and the programs below come from the overlay's
+   root file system: it reads /etc/kumo-rootfs and the checksum of
+   /etc/base-file.txt from the base, writes /root/vmI.txt, lists /root,
+   syncs and unmounts.
+3. The host checks: the base's sha256 is unchanged; each overlay passes
+   `qemu-img check` with nothing to report; read through `qemu-img convert
+   -O raw`, each file system is clean (e2fsck -fn), holds its own VM's file
+   with the right content and not the other VM's, and still the base file;
+   the two overlays differ (qemu-img compare) and each differs from the
+   base.
+Every process is killed and every file removed on the way out.
+"""
+import functools
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+print = functools.partial(print, flush=True)
+
+GUEST = os.environ.get("KUMO_GUEST_DIR", "/var/cache/kumo/guest")
+BOOT_TIMEOUT = 1500
+BASE_SIZE = "64M"
+BASE_TEXT = "".join("base line %d\n" % i for i in range(1, 20001))
+ROOTFS_MARK = "kumo-rootfs-on-vda"
+procs = []
+
+
+def fail(msg, out=""):
+    print("FAIL: " + msg)
+    if out:
+        print("---- output (last 60 lines) ----")
+        print("\n".join(out.splitlines()[-60:]))
+    sys.exit(1)
+
+
+def sh(args, cwd=None, ok=(0,)):
+    r = subprocess.run(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = r.stdout.decode(errors="replace")
+    if r.returncode not in ok:
+        fail("%s: status %d" % (" ".join(args), r.returncode), out)
+    return r.returncode, out
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def script(i):
+    inner = " && ".join([
+        "echo ROOTFS $(cat /etc/kumo-rootfs)",
+        "echo BASE $(sha256sum /etc/base-file.txt)",
+        "echo vm%d-wrote-this > /root/vm%d.txt" % (i, i),
+        "ls /root | sed s/^/LS/",
+        "sync",
+    ])
+    return " && ".join([
+        "mkdir -p /newroot",
+        "mount -t ext4 /dev/vda /newroot",
+        "mount -t proc proc /newroot/proc",
+        "chroot /newroot /bin/sh -c '%s'" % inner,
+        "umount /newroot/proc",
+        "umount /newroot",
+        "echo FS-DONE",
+    ])
+
+
+def start(vmm, disk, i):
+    cmdline = "console=ttyS0 panic=-1 quiet kumo.run=\"%s\"" % script(i)
+    assert len(cmdline) < 2000
+    args = [vmm, "-q", "--accel", "emu", "--memory", "256M",
+            "--kernel", os.path.join(GUEST, "vmlinuz"),
+            "--initrd", os.path.join(GUEST, "initrd.img"), "--cmdline", cmdline, "--disk", disk]
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    procs.append(p)
+    return p
+
+
+def finish(p, what):
+    try:
+        out, _ = p.communicate(timeout=BOOT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        fail("%s: no power-off within %d s" % (what, BOOT_TIMEOUT), out.decode(errors="replace"))
+    out = out.decode(errors="replace").replace("\r", "")
+    if p.returncode != 0:
+        fail("%s: exit status %d, want 0 (guest power off)" % (what, p.returncode), out)
+    if "kumo-guest: exit status 0" not in out or "FS-DONE" not in out:
+        fail("%s: the commands failed in the guest" % what, out)
+    if re.search(r"I/O error|EXT4-fs error|virtio_blk.*(error|fail)", out, re.I):
+        fail("%s: disk or file system errors in the guest" % what, out)
+    return out
+
+
+def debugfs(image, cmd):
+    r = subprocess.run(["debugfs", "-R", cmd, image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+def main():
+    vmm = sys.argv[1]
+    for f in ("vmlinuz", "initrd.img"):
+        if not os.path.exists(os.path.join(GUEST, f)):
+            print("SKIP: no %s in %s (run guest/build.sh)" % (f, GUEST))
+            return 77
+    for tool in ("qemu-img", "mke2fs", "debugfs", "e2fsck", "cpio"):
+        if shutil.which(tool) is None:
+            print("SKIP: no %s" % tool)
+            return 77
+
+    tmp = tempfile.mkdtemp(prefix="kumo-overlay-")
+    try:
+        root = os.path.join(tmp, "root")
+        os.mkdir(root)
+        sh(["sh", "-c", "zcat %s | cpio -idm --quiet --no-absolute-filenames" % os.path.join(GUEST, "initrd.img")],
+           cwd=root)
+        if not os.path.exists(os.path.join(root, "bin", "busybox")):
+            fail("the initramfs has no /bin/busybox")
+        os.makedirs(os.path.join(root, "root"), exist_ok=True)
+        os.makedirs(os.path.join(root, "proc"), exist_ok=True)
+        with open(os.path.join(root, "etc", "kumo-rootfs"), "w") as f:
+            f.write(ROOTFS_MARK + "\n")
+        with open(os.path.join(root, "etc", "base-file.txt"), "w") as f:
+            f.write(BASE_TEXT)
+        base = os.path.join(tmp, "base.raw")
+        sh(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "kumobase", "-d", root, base, BASE_SIZE])
+        shutil.rmtree(root)
+        base_sha = sha256(base)
+        print("base: %s, ext4 from the initramfs tree, sha256 %s" % (BASE_SIZE, base_sha[:16]))
+        for i in (1, 2):
+            sh(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+                "ov%d.qcow2" % i], cwd=tmp)
+
+        vms = [start(vmm, os.path.join(tmp, "ov%d.qcow2" % i), i) for i in (1, 2)]
+        outs = [finish(p, "vm%d" % (n + 1)) for n, p in enumerate(vms)]
+        want_base = hashlib.sha256(BASE_TEXT.encode()).hexdigest()
+        for i, out in zip((1, 2), outs):
+            if not re.search(r"^ROOTFS %s$" % ROOTFS_MARK, out, re.M):
+                fail("vm%d: the chroot is not the overlay's root file system" % i, out)
+            m = re.search(r"^BASE (\w+)\s", out, re.M)
+            if not m or m.group(1) != want_base:
+                fail("vm%d: the base file reads %s, want %s" % (i, m and m.group(1), want_base), out)
+            listed = re.findall(r"^LS(\S+)$", out, re.M)
+            if listed != ["vm%d.txt" % i]:
+                fail("vm%d: /root holds %s, want only vm%d.txt" % (i, listed, i), out)
+            print("ok: vm%d: root on its overlay, read the base file, wrote /root/vm%d.txt" % (i, i))
+
+        if sha256(base) != base_sha:
+            fail("the base image changed")
+        print("ok: the base image is unchanged")
+        for i in (1, 2):
+            ov = os.path.join(tmp, "ov%d.qcow2" % i)
+            st, out = sh(["qemu-img", "check", ov], ok=(0, 1, 2, 3))
+            if st != 0 or "No errors were found" not in out:
+                fail("qemu-img check ov%d: status %d" % (i, st), out)
+            flat = os.path.join(tmp, "ov%d.raw" % i)
+            sh(["qemu-img", "convert", "-O", "raw", ov, flat])
+            sh(["e2fsck", "-fn", flat])
+            got, err = debugfs(flat, "cat /root/vm%d.txt" % i)
+            if got != "vm%d-wrote-this\n" % i:
+                fail("ov%d: /root/vm%d.txt reads %r (%s)" % (i, i, got, err.strip()))
+            other = 3 - i
+            got, err = debugfs(flat, "stat /root/vm%d.txt" % other)
+            if "File not found" not in err:
+                fail("ov%d holds vm%d's file too: %r %r" % (i, other, got, err))
+            got, err = debugfs(flat, "cat /etc/base-file.txt")
+            if got != BASE_TEXT:
+                fail("ov%d: the base file reads differently through the overlay" % i)
+            st, out = sh(["qemu-img", "compare", "-f", "qcow2", "-F", "raw", ov, base], ok=(0, 1))
+            if st != 1:
+                fail("qemu-img compare ov%d base: status %d, want 1 (they differ)" % (i, st), out)
+            os.unlink(flat)
+            print("ok: ov%d: qemu-img check clean, e2fsck clean, holds vm%d.txt only, "
+                  "the base file through it" % (i, i))
+        st, out = sh(["qemu-img", "compare", os.path.join(tmp, "ov1.qcow2"), os.path.join(tmp, "ov2.qcow2")],
+                     ok=(0, 1))
+        if st != 1:
+            fail("qemu-img compare ov1 ov2: status %d, want 1" % st, out)
+        print("ok: two VMs on one base, each write in its own overlay")
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
