@@ -24,3 +24,9 @@ echo
 # Disk and network I/O of that guest, kumo emu against QEMU TCG (fio, iperf3)
 "$top/guest/build.sh" --bench
 python3 "$top/bench/io/bench_io.py" "$build/kumo" --runs 3
+echo
+# qcow2 against raw, kumo against QEMU on qcow2 (fio in the same guest)
+python3 "$top/bench/io/bench_qcow2.py" "$build/kumo-vmm" --runs 3 --size 512 --qemu-raw
+echo
+# kumo img convert against qemu-img convert, 2 GiB
+python3 "$top/bench/io/bench_convert.py" "$build/kumo" --runs 3

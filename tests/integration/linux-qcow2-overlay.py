@@ -23,31 +23,22 @@ usage: linux-qcow2-overlay.py KUMO_VMM
    base.
 Every process is killed and every file removed on the way out.
 """
-import functools
 import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-print = functools.partial(print, flush=True)
 
-GUEST = os.environ.get("KUMO_GUEST_DIR", "/var/cache/kumo/guest")
-BOOT_TIMEOUT = 1500
+import linuxguest
+from linuxguest import GUEST, fail, need_guest, print, run_cmdline, vmm_args
+
+BOOT_TIMEOUT = 1500         # two guests at once
 BASE_SIZE = "64M"
 BASE_TEXT = "".join("base line %d\n" % i for i in range(1, 20001))
 ROOTFS_MARK = "kumo-rootfs-on-vda"
 procs = []
-
-
-def fail(msg, out=""):
-    print("FAIL: " + msg)
-    if out:
-        print("---- output (last 60 lines) ----")
-        print("\n".join(out.splitlines()[-60:]))
-    sys.exit(1)
 
 
 def sh(args, cwd=None, ok=(0,)):
@@ -83,28 +74,15 @@ def script(i):
 
 
 def start(vmm, disk, i):
-    cmdline = "console=ttyS0 panic=-1 quiet kumo.run=\"%s\"" % script(i)
-    assert len(cmdline) < 2000
-    args = [vmm, "-q", "--accel", "emu", "--memory", "256M",
-            "--kernel", os.path.join(GUEST, "vmlinuz"),
-            "--initrd", os.path.join(GUEST, "initrd.img"), "--cmdline", cmdline, "--disk", disk]
-    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+    p = linuxguest.start(vmm_args(vmm, run_cmdline(script(i)), memory="256M",
+                                  extra=["--disk", disk]))
     procs.append(p)
     return p
 
 
 def finish(p, what):
-    try:
-        out, _ = p.communicate(timeout=BOOT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
-        fail("%s: no power-off within %d s" % (what, BOOT_TIMEOUT), out.decode(errors="replace"))
-    out = out.decode(errors="replace").replace("\r", "")
-    if p.returncode != 0:
-        fail("%s: exit status %d, want 0 (guest power off)" % (what, p.returncode), out)
-    if "kumo-guest: exit status 0" not in out or "FS-DONE" not in out:
+    out = linuxguest.finish(p, what, BOOT_TIMEOUT)
+    if "FS-DONE" not in out:
         fail("%s: the commands failed in the guest" % what, out)
     if re.search(r"I/O error|EXT4-fs error|virtio_blk.*(error|fail)", out, re.I):
         fail("%s: disk or file system errors in the guest" % what, out)
@@ -118,10 +96,7 @@ def debugfs(image, cmd):
 
 def main():
     vmm = sys.argv[1]
-    for f in ("vmlinuz", "initrd.img"):
-        if not os.path.exists(os.path.join(GUEST, f)):
-            print("SKIP: no %s in %s (run guest/build.sh)" % (f, GUEST))
-            return 77
+    need_guest()
     for tool in ("qemu-img", "mke2fs", "debugfs", "e2fsck", "cpio"):
         if shutil.which(tool) is None:
             print("SKIP: no %s" % tool)
@@ -199,9 +174,7 @@ def main():
         return 0
     finally:
         for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            linuxguest.kill(p)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

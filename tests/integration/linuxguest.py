@@ -51,11 +51,15 @@ def run_cmdline(script):
     return cmdline
 
 
-def boot_run(args, what, timeout=BOOT_TIMEOUT):
-    """Runs kumo-vmm with args to power-off; returns the console output
-    (\\r removed). Fails unless it exits 0 and the guest's command did."""
-    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+def start(args):
+    """kumo-vmm in a session of its own, its console output piped."""
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finish(p, what, timeout=BOOT_TIMEOUT):
+    """Waits for p (from start) to power off; returns the console output
+    (\r removed). Fails unless it exits 0 and the guest's command did."""
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -63,15 +67,25 @@ def boot_run(args, what, timeout=BOOT_TIMEOUT):
         out, _ = p.communicate()
         fail("%s: no power-off within %d s" % (what, timeout), out.decode(errors="replace"))
     finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        kill(p)
     out = out.decode(errors="replace").replace("\r", "")
     if p.returncode != 0:
         fail("%s: exit status %d, want 0 (guest power off)" % (what, p.returncode), out)
     if "kumo-guest: exit status 0" not in out:
         fail("%s: the command failed in the guest" % what, out)
     return out
+
+
+def kill(p):
+    """Kills p's whole session if it still runs."""
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def boot_run(args, what, timeout=BOOT_TIMEOUT):
+    """One boot to power-off: start() then finish()."""
+    return finish(start(args), what, timeout)
 
 
 class Console:
