@@ -8,6 +8,7 @@
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
+int cmd_img(int argc, char **argv);
 
 static const struct command {
 	const char *name;
@@ -15,6 +16,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "run", cmd_run, "boot a virtual machine on this terminal" },
+	{ "img", cmd_img, "create, inspect and convert disk images (as qemu-img)" },
 	{ "version", cmd_version, "print kumo's version" },
 	{ "help", cmd_help, "list the commands" },
 };
