@@ -205,6 +205,8 @@ static int check_header(struct blk_image *img, struct vmdk *s, const uint8_t *h,
 	return 0;
 }
 
+static void vmdk_close(struct blk_image *img);
+
 static int vmdk_open(struct blk_image *img, const char **why)
 {
 	uint8_t h[SECTOR];
@@ -257,7 +259,7 @@ static int vmdk_open(struct blk_image *img, const char **why)
 		strcpy(s->create_type, s->markers ? "streamOptimized" : "monolithicSparse");
 	return 0;
 fail:
-	img->priv = s;
+	vmdk_close(img);
 	return err;
 }
 
