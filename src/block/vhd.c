@@ -335,6 +335,28 @@ static int vhd_write_zeroes(struct blk_image *img, uint64_t off, uint64_t len, b
 	return -EROFS;
 }
 
+/* A fixed disk is its file: data, and holes of the file that read as
+ * zeros (data and zero at once, as qemu reports them). */
+static int fixed_status(struct blk_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+			uint64_t *map)
+{
+	const int data = BLK_ALLOCATED | BLK_DATA | BLK_OFFSET_VALID;
+	off_t d = lseek(img->fd, (off_t)off, SEEK_DATA), h;
+
+	*map = off;
+	*pnum = len;
+	if (d < 0)
+		return errno == ENXIO ? data | BLK_ZERO : data;
+	if ((uint64_t)d > off) {
+		*pnum = MIN(len, (uint64_t)d - off);
+		return data | BLK_ZERO;
+	}
+	h = lseek(img->fd, (off_t)off, SEEK_HOLE);
+	if (h > d)
+		*pnum = MIN(len, (uint64_t)h - off);
+	return data;
+}
+
 static int vhd_block_status(struct blk_image *img, uint64_t off, uint64_t len,
 			    uint64_t *pnum, uint64_t *map)
 {
@@ -345,6 +367,8 @@ static int vhd_block_status(struct blk_image *img, uint64_t off, uint64_t len,
 	if (off >= img->size || !len)
 		return -EINVAL;
 	len = MIN(len, img->size - off);
+	if (!s->dynamic)
+		return fixed_status(img, off, len, pnum, map);
 	run = len;
 	if ((err = vhd_locate(img, off, &run, &where, fsize)))
 		return err;
@@ -361,8 +385,11 @@ static int vhd_block_status(struct blk_image *img, uint64_t off, uint64_t len,
 		total += r;
 	}
 	*pnum = total;
+	/* A block not in the table reads as zeros, and no backing file can
+	 * say otherwise (differencing disks are refused): zeros decided here,
+	 * as qemu reports them. */
 	if (where == UINT64_MAX)
-		return 0;
+		return BLK_ALLOCATED | BLK_ZERO;
 	return BLK_ALLOCATED | BLK_DATA | BLK_OFFSET_VALID;
 }
 

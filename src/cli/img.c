@@ -23,8 +23,10 @@ static const struct img_command {
 	{ "map", img_map, "show where an image's data is" },
 };
 
-/* Formats linked in for sure (the weak probe table alone does not pull
- * them out of the library). */
+/* The formats, referenced here so that they are linked in for sure
+ * (block.c's probe table names them weakly, which does not pull them out
+ * of the static library). */
+static const struct blk_format_ops *const writable[] = { &blk_raw_ops, &blk_qcow2_ops };
 static const struct blk_format_ops *const foreign[] = { &blk_vpc_ops, &blk_vmdk_ops };
 
 static void img_list(FILE *f)
@@ -33,9 +35,8 @@ static void img_list(FILE *f)
 	for (size_t i = 0; i < ARRAY_SIZE(img_commands); i++)
 		fprintf(f, "  %-10s %s\n", img_commands[i].name, img_commands[i].summary);
 	fprintf(f, "\nSupported formats:");
-	for (const char *const *n = (const char *const[]){ "raw", "qcow2", NULL }; *n; n++)
-		if (blk_format(*n))
-			fprintf(f, " %s", *n);
+	for (size_t i = 0; i < ARRAY_SIZE(writable); i++)
+		fprintf(f, " %s", writable[i]->name);
 	for (size_t i = 0; i < ARRAY_SIZE(foreign); i++)
 		fprintf(f, " %s (read-only)", foreign[i]->name);
 	fprintf(f, "\n\nOptions and exit codes are qemu-img's. 'kumo img COMMAND --help' tells more.\n");

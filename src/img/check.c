@@ -126,6 +126,20 @@ int img_check(int argc, char **argv)
 		blk_close(img);
 		return IMG_ERR;
 	}
+	if (repair && (r.leaks_fixed || r.corruptions_fixed)) {
+		/* What is left after the repair decides, as qemu-img's double
+		 * check does; the counts of what was fixed are kept. */
+		struct blk_check again = { 0 };
+
+		if ((err = img->ops->check(img, false, &again))) {
+			img_err("Check failed: %s", strerror(-err));
+			blk_close(img);
+			return IMG_ERR;
+		}
+		again.leaks_fixed = r.leaks_fixed;
+		again.corruptions_fixed = r.corruptions_fixed;
+		r = again;
+	}
 	if (json)
 		check_json(path, img->ops->name, &r);
 	else if (!quiet)

@@ -119,8 +119,11 @@ static int compare_images(struct blk_image *a, struct blk_image *b, bool strict,
 		off += len;
 		img_progress(prog, off, total);
 	}
-	if (!rc && a->size != b->size)
+	if (!rc && a->size != b->size) {
+		if (!quiet)
+			printf("Warning: Image size mismatch!\n");
 		rc = check_tail(a->size > b->size ? a : b, ba, common, total, quiet);
+	}
 out:
 	free(ba);
 	free(bb);

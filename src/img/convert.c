@@ -96,7 +96,12 @@ static int convert_run(struct conv *c, struct img_progress *prog)
 		st = img_chain_status(c->src, off, len, &pnum, &map, &depth, &owner);
 		if (st < 0)
 			return st;
-		len = MIN(len, pnum);
+		/* Compression works on whole clusters: a chunk that is not all
+		 * zeros is read whole (write_data skips its zero clusters). */
+		if (c->compress && pnum < len)
+			st = BLK_ALLOCATED | BLK_DATA;
+		else
+			len = MIN(len, pnum);
 		if (!(st & BLK_ZERO) && (st & BLK_ALLOCATED)) {
 			if ((err = img_read(c->src, c->buf, len, off)))
 				return err;
