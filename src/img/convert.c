@@ -25,6 +25,8 @@ static const char convert_help[] =
 	"  -S SIZE       zero runs this long and aligned are left unallocated (default 4k,\n"
 	"                0: write everything)\n"
 	"  -n            do not create the output (it exists, at least as large)\n"
+	"  -t CACHE      the output's cache mode: unsafe (the default, as qemu-img: no\n"
+	"                flush at the end), writeback, none, writethrough, directsync\n"
 	"  -p            show progress\n"
 	"  -q            quiet\n";
 
@@ -33,6 +35,7 @@ struct conv {
 	uint64_t sparse;       /* granularity of zero detection; 0: none */
 	uint64_t cluster;      /* compression unit */
 	bool compress, existing;
+	bool flush;            /* -t other than unsafe: make the output durable */
 	uint8_t *buf;
 };
 
@@ -156,7 +159,16 @@ int img_convert(int argc, char **argv)
 			img_err("convert -B (an output with a backing file) is not supported; "
 				"convert, then rebase -u");
 			return IMG_ERR;
-		case 't': case 'T': case 'm': case 'W': case 'U': case 'z': break;
+		case 't':
+			/* As qemu-img: the output's cache mode, "unsafe" (no
+			 * flush at the end) by default. */
+			if (strcmp(optarg, "unsafe") && strcmp(optarg, "writeback") &&
+			    strcmp(optarg, "none") && strcmp(optarg, "writethrough") &&
+			    strcmp(optarg, "directsync"))
+				return img_usage("Invalid cache option: %s", optarg);
+			c.flush = strcmp(optarg, "unsafe") != 0;
+			break;
+		case 'T': case 'm': case 'W': case 'U': case 'z': break;
 		default: return img_usage("convert: bad option (see 'kumo img convert --help')");
 		}
 	}
@@ -210,7 +222,7 @@ int img_convert(int argc, char **argv)
 		img_err("error while converting %s: %s", ofmt, strerror(-err));
 		goto out;
 	}
-	if ((err = c.dst->ops->flush(c.dst)))
+	if (c.flush && (err = c.dst->ops->flush(c.dst)))
 		img_err("error while flushing %s: %s", dst, strerror(-err));
 	else
 		img_progress_end(&prog);

@@ -1,6 +1,7 @@
 /* kumo img resize [-f FMT] [--shrink] [-q] FILE [+|-]SIZE */
 #include "img.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
@@ -26,8 +27,11 @@ int img_resize(int argc, char **argv)
 	struct blk_image *img;
 	int c, err, sign = 0;
 
-	/* "-1G" is a size, not an option: stop before it. */
-	while ((c = getopt_long(argc, argv, "+hf:q", longopts, NULL)) != -1) {
+	/* "-1G" is a size, not an option: taken out before getopt sees it. */
+	arg = NULL;
+	if (argc > 2 && argv[argc - 1][0] == '-' && isdigit((unsigned char)argv[argc - 1][1]))
+		arg = argv[--argc];
+	while ((c = getopt_long(argc, argv, "hf:q", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': fputs(resize_help, stdout); return IMG_OK;
 		case 'f': fmt = optarg; break;
@@ -40,10 +44,11 @@ int img_resize(int argc, char **argv)
 		default: return img_usage("resize: bad option (see 'kumo img resize --help')");
 		}
 	}
-	if (argc - optind != 2)
+	if (argc - optind != (arg ? 1 : 2))
 		return img_usage("Expecting image file name and size");
 	path = argv[optind];
-	arg = argv[optind + 1];
+	if (!arg)
+		arg = argv[optind + 1];
 	if (*arg == '+' || *arg == '-')
 		sign = *arg++ == '+' ? 1 : -1;
 	if (img_parse_size(arg, &n)) {

@@ -324,9 +324,13 @@ chain)
 	grep -q -- '--shrink' err || fail "shrink without --shrink: $(cat err)"
 	want 0 resize top.qcow2 16M
 	qcheck top.qcow2
+
 	qemu-img create -f raw r.raw 1M >/dev/null
 	want 0 resize r.raw 3M
 	[ "$(stat -c %s r.raw)" = 3145728 ] || fail "raw resize"
+	want 1 resize r.raw -1M
+	want 0 resize --shrink r.raw -1M
+	[ "$(stat -c %s r.raw)" = 2097152 ] || fail "raw resize --shrink -1M"
 	;;
 errors)
 	want 0 --help
