@@ -124,6 +124,7 @@ struct blk_open_opts {
 	bool read_only;
 	const char *format;           /* NULL: probe; "raw", "qcow2", ... */
 	bool no_backing;              /* leave the backing chain closed (info, rebase -u) */
+	bool force_share;             /* read-only: share with a writer (qemu-img -U) */
 };
 
 /* Opens path (a regular file or block device), picks its format and opens

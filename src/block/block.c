@@ -64,19 +64,52 @@ static const char *open_error(int err)
 	}
 }
 
-/* Two writers, or a writer and a reader, on one image corrupt it or read
- * garbage: an open file description lock (whole file, shared for read-only,
- * exclusive otherwise) keeps a second kumo — or a second --disk of the same
- * file — out. Released when the fd closes. */
-static int lock_image(struct blk_image *img)
-{
-	struct flock fl = {
-		.l_type = img->read_only ? F_RDLCK : F_WRLCK,
-		.l_whence = SEEK_SET,
-	};
+/* Image locks, as QEMU's file-posix takes them, so kumo and QEMU see each
+ * other: open file description locks on single bytes, all shared (F_RDLCK).
+ * Byte 100+i says "I use permission i", byte 200+i "I do not let others
+ * have permission i" (i: 0 consistent read, 1 write, 3 resize). A writer
+ * holds 100, 101, 103, 201, 203; a reader 100, 201, 203; a reader that
+ * shares everything (force_share, qemu-img -U) 100 alone. A conflict is
+ * another description holding 200+i for a permission i we take, or 100+i
+ * for one we refuse to share: so a second writer, or a writer and a
+ * reader, are refused, and readers share. Released when the fd closes. */
+#define LOCK_PERM_BASE 100
+#define LOCK_SHARED_BASE 200
+#define PERM_READ (1u << 0)
+#define PERM_WRITE (1u << 1)
+#define PERM_RESIZE (1u << 3)
+#define PERM_ALL (PERM_READ | PERM_WRITE | PERM_RESIZE)
 
-	if (!fcntl(img->fd, F_OFD_SETLK, &fl))
-		return 0;
+static int lock_byte(int fd, off_t at, int cmd, struct flock *fl)
+{
+	*fl = (struct flock){ .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1 };
+	if (cmd == F_OFD_GETLK)
+		fl->l_type = F_WRLCK;
+	return fcntl(fd, cmd, fl);
+}
+
+static int lock_image(struct blk_image *img, bool force_share)
+{
+	unsigned perm = img->read_only ? PERM_READ : PERM_ALL;
+	unsigned unshared = img->read_only && force_share ? 0 : PERM_WRITE | PERM_RESIZE;
+	struct flock fl;
+
+	for (unsigned i = 0; i < 8; i++) {
+		if ((perm & (1u << i)) && lock_byte(img->fd, LOCK_PERM_BASE + i, F_OFD_SETLK, &fl))
+			goto failed;
+		if ((unshared & (1u << i)) && lock_byte(img->fd, LOCK_SHARED_BASE + i, F_OFD_SETLK, &fl))
+			goto failed;
+	}
+	for (unsigned i = 0; i < 8; i++) {
+		if ((perm & (1u << i)) && !lock_byte(img->fd, LOCK_SHARED_BASE + i, F_OFD_GETLK, &fl) &&
+		    fl.l_type != F_UNLCK)
+			return -EBUSY;
+		if ((unshared & (1u << i)) && !lock_byte(img->fd, LOCK_PERM_BASE + i, F_OFD_GETLK, &fl) &&
+		    fl.l_type != F_UNLCK)
+			return -EBUSY;
+	}
+	return 0;
+failed:
 	if (errno == EAGAIN || errno == EACCES)
 		return -EBUSY;
 	return 0; /* a file system without locks: go on unprotected */
@@ -130,7 +163,7 @@ static int open_one(const char *path, const struct blk_open_opts *o, int depth,
 	}
 	if (S_ISREG(st.st_mode)) {
 		img->size = (uint64_t)st.st_size;
-		if ((err = lock_image(img))) {
+		if ((err = lock_image(img, o->force_share))) {
 			*why = img->read_only ? "in use by a writer (locked)" : "in use (locked)";
 			goto fail;
 		}
@@ -173,7 +206,8 @@ static int open_one(const char *path, const struct blk_open_opts *o, int depth,
 		goto fail;
 	}
 	if (img->backing_file && !o->no_backing) {
-		const struct blk_open_opts bo = { .read_only = true, .format = img->backing_format };
+		const struct blk_open_opts bo = { .read_only = true, .format = img->backing_format,
+						   .force_share = o->force_share };
 		const char *bwhy = "cannot open";
 
 		if (depth >= MAX_BACKING_DEPTH) {

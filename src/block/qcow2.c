@@ -569,7 +569,7 @@ static int build_ext(uint8_t *h, uint64_t cs, uint64_t hl, const uint8_t *old, c
 		uint32_t type = qcow2_be32(old + o), len = qcow2_be32(old + o + 4);
 		if (type == QCOW2_EXT_END || len > cs - o - 8)
 			break;
-		if (type != QCOW2_EXT_BACKING_FMT && type != QCOW2_EXT_FEATURES)
+		if (type != QCOW2_EXT_BACKING_FMT && (type != QCOW2_EXT_FEATURES || !features))
 			if (!(at = put_ext(h, at, cs, type, old + o + 8, len)))
 				return -ENOSPC;
 		o += 8 + ALIGN_UP((uint64_t)len, 8);

@@ -74,8 +74,8 @@ static int cache_victim(struct qcow2 *q, struct qcow2_cache *c, bool l2, struct 
 	}
 	if (v->dirty) {
 		/* An L2 table may point at clusters whose refcounts are only in
-		 * the cache: those go first. */
-		if (l2 && (err = qcow2_flush_refcounts(q)))
+		 * the cache, and at data not yet durable: those go first. */
+		if (l2 && ((err = qcow2_flush_refcounts(q)) || (err = qcow2_sync(q))))
 			return err;
 		if ((err = write_ent(q, v)))
 			return err;
@@ -386,6 +386,10 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 	uint64_t s = MAX(q->free_hint, 1), start = s, limit = QCOW2_MAX_OFFSET >> q->cb;
 	int err;
 
+	/* Runs of free clusters are broken by a refcount block every
+	 * rb_entries clusters (see ensure_rb). */
+	if (n >= q->rb_entries)
+		return -ENOSPC;
 	for (;;) {
 		uint64_t i, rc;
 		bool made = false;
@@ -440,10 +444,18 @@ int qcow2_flush_meta(struct qcow2 *q)
 
 	if ((err = qcow2_flush_refcounts(q)))
 		return err;
+	for (unsigned i = 0; i < q->l2c.n; i++)
+		if (q->l2c.ents[i].off && q->l2c.ents[i].dirty) {
+			/* The data these L2 entries point at, durable first. */
+			if ((err = qcow2_sync(q)))
+				return err;
+			break;
+		}
 	if ((err = cache_write_dirty(q, &q->l2c, &wrote)))
 		return err;
 	if (q->l1_dirty) {
-		if (wrote && (err = qcow2_sync(q)))
+		/* The L2 tables (maybe evicted earlier) before the L1 entries. */
+		if ((err = qcow2_sync(q)))
 			return err;
 		if ((err = qcow2_write_l1_entries(q)))
 			return err;
@@ -459,6 +471,9 @@ int qcow2_flush_meta(struct qcow2 *q)
 			err = qcow2_update_refcount(q, q->pending_free[i], -1);
 		q->npending = 0;
 		pthread_rwlock_unlock(&q->io);
+		/* Written (not synced: lost, they would only be leaks). */
+		if (!err)
+			err = cache_write_dirty(q, &q->rbc, &wrote);
 	}
 	return err;
 }

@@ -510,7 +510,11 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_
 			}
 		} else if (!err) {
 			/* Allocating: the run of clusters not writable in place. */
-			while (done + len < total && at + len < l2end && len < (32u << 20)) {
+			/* At most half a refcount block's clusters: a new refcount
+			 * block sits at the start of the range it covers, so longer
+			 * runs of free clusters may not exist. */
+			uint64_t cap = MIN(32ULL << 20, MAX(1, q->rb_entries / 2) << q->cb);
+			while (done + len < total && at + len < l2end && len < cap) {
 				if ((err = get_mapping(q, at + len, &m2)))
 					break;
 				if (m2.type == C_NORMAL && m2.copied)

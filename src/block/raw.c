@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kumo/util.h"
+
 static bool raw_probe(const uint8_t *head, size_t len)
 {
 	(void)head, (void)len;
@@ -172,6 +174,83 @@ static int raw_write_zeroes(struct blk_image *img, uint64_t off, uint64_t len, b
 	return err;
 }
 
+/* Data and holes from the file system (SEEK_DATA / SEEK_HOLE); a file
+ * system or device that cannot say is all data. A hole reads as zeros. */
+static int raw_block_status(struct blk_image *img, uint64_t off, uint64_t len, uint64_t *pnum,
+			    uint64_t *map)
+{
+	off_t data, hole;
+
+	if (off >= img->size || !len)
+		return -EINVAL;
+	len = MIN(len, img->size - off);
+	*map = off;
+	if (off > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	data = lseek(img->fd, (off_t)off, SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		*pnum = len; /* a hole to the end of the file */
+		return BLK_ALLOCATED | BLK_ZERO | BLK_OFFSET_VALID;
+	}
+	if (data < 0) {
+		*pnum = len;
+		return BLK_ALLOCATED | BLK_DATA | BLK_OFFSET_VALID;
+	}
+	if ((uint64_t)data > off) {
+		*pnum = MIN(len, (uint64_t)data - off);
+		return BLK_ALLOCATED | BLK_ZERO | BLK_OFFSET_VALID;
+	}
+	hole = lseek(img->fd, (off_t)off, SEEK_HOLE);
+	*pnum = hole > (off_t)off ? MIN(len, (uint64_t)hole - off) : len;
+	return BLK_ALLOCATED | BLK_DATA | BLK_OFFSET_VALID;
+}
+
+static int raw_info(struct blk_image *img, struct blk_info *out)
+{
+	(void)img;
+	memset(out, 0, sizeof(*out));
+	return 0;
+}
+
+static int raw_truncate(struct blk_image *img, uint64_t new_size)
+{
+	if (img->read_only)
+		return -EROFS;
+	if (img->is_blockdev)
+		return new_size == img->size ? 0 : -ENOTSUP;
+	if (new_size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (ftruncate(img->fd, (off_t)new_size))
+		return -errno;
+	img->size = new_size;
+	return 0;
+}
+
+static int raw_create(const char *path, const struct blk_create_opts *o, const char **why)
+{
+	int fd, err = 0;
+
+	if (o->backing_file) {
+		*why = "raw images have no backing file";
+		return -ENOTSUP;
+	}
+	if (o->size > (uint64_t)INT64_MAX) {
+		*why = "size too large";
+		return -EFBIG;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		*why = errno == EACCES ? "permission denied" : "cannot create the file";
+		return -errno;
+	}
+	if (ftruncate(fd, (off_t)o->size)) {
+		err = -errno;
+		*why = "cannot set the file's size";
+	}
+	close(fd);
+	return err;
+}
+
 const struct blk_format_ops blk_raw_ops = {
 	.name = "raw",
 	.probe = raw_probe,
@@ -182,4 +261,8 @@ const struct blk_format_ops blk_raw_ops = {
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.write_zeroes = raw_write_zeroes,
+	.block_status = raw_block_status,
+	.info = raw_info,
+	.truncate = raw_truncate,
+	.create = raw_create,
 };
