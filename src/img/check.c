@@ -99,7 +99,7 @@ int img_check(int argc, char **argv)
 		case 'h': fputs(check_help, stdout); return IMG_OK;
 		case 'f': fmt = optarg; break;
 		case 'q': quiet = true; break;
-		case 'U': break;
+		case 'U': img_force_share = true; break;
 		case 'o': if ((json = img_output_format(optarg)) < 0) return IMG_ERR; break;
 		case 'r':
 			if (strcmp(optarg, "leaks") && strcmp(optarg, "all"))

@@ -86,9 +86,14 @@ const char *img_human_size(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
+bool img_force_share;
+
 struct blk_image *img_open(const char *path, const char *fmt, bool read_only, bool no_backing)
 {
-	const struct blk_open_opts o = { .read_only = read_only, .format = fmt, .no_backing = no_backing };
+	const struct blk_open_opts o = {
+		.read_only = read_only, .format = fmt, .no_backing = no_backing,
+		.force_share = read_only && img_force_share,
+	};
 	struct blk_image *img;
 	const char *why = "cannot open";
 
@@ -464,7 +469,7 @@ int img_do_create(const char *path, const char *fmt, const struct blk_create_opt
 		printf("\n");
 		fflush(stdout);
 	}
-	err = !strcmp(fmt, "raw") ? create_raw(path, o, &why) : ops->create(path, o, &why);
+	err = ops->create ? ops->create(path, o, &why) : create_raw(path, o, &why);
 	if (err)
 		img_err("%s: %s", path, why);
 	return err;

@@ -151,7 +151,8 @@ int img_compare(int argc, char **argv)
 		case 's': strict = true; break;
 		case 'p': prog.on = true; break;
 		case 'q': quiet = true; break;
-		case 'T': case 'U': break;
+		case 'U': img_force_share = true; break;
+		case 'T': break;
 		default:
 			img_usage("compare: bad option (see 'kumo img compare --help')");
 			return CMP_ERROR;

@@ -168,7 +168,8 @@ int img_convert(int argc, char **argv)
 				return img_usage("Invalid cache option: %s", optarg);
 			c.flush = strcmp(optarg, "unsafe") != 0;
 			break;
-		case 'T': case 'm': case 'W': case 'U': case 'z': break;
+		case 'U': img_force_share = true; break;
+		case 'T': case 'm': case 'W': case 'z': break;
 		default: return img_usage("convert: bad option (see 'kumo img convert --help')");
 		}
 	}

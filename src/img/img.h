@@ -33,6 +33,10 @@ int img_parse_size(const char *s, uint64_t *out) WUR;
 /* "5 MiB", "5.01 MiB", as qemu's size_to_str, into buf. */
 const char *img_human_size(uint64_t v, char *buf, size_t len);
 
+/* -U (--force-share): open read-only images even while a writer (a
+ * running VM, kumo's or QEMU's) holds them. Set by the option parsers. */
+extern bool img_force_share;
+
 /* Opens path for the tool: *why printed as qemu-img does ("Could not open
  * 'X': REASON"). fmt NULL probes. Returns NULL after printing the error. */
 struct blk_image *img_open(const char *path, const char *fmt, bool read_only, bool no_backing);

@@ -122,7 +122,7 @@ int img_info(int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 'o': if ((json = img_output_format(optarg)) < 0) return IMG_ERR; break;
 		case 'c': chain = true; break;
-		case 'U': break;
+		case 'U': img_force_share = true; break;
 		default: return img_usage("info: bad option (see 'kumo img info --help')");
 		}
 	}

@@ -70,7 +70,7 @@ int img_map(int argc, char **argv)
 		switch (c) {
 		case 'h': fputs(map_help, stdout); return IMG_OK;
 		case 'f': fmt = optarg; break;
-		case 'U': break;
+		case 'U': img_force_share = true; break;
 		case 'o': if ((json = img_output_format(optarg)) < 0) return IMG_ERR; break;
 		case 's':
 			if (img_parse_size(optarg, &start)) {

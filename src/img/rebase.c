@@ -84,7 +84,8 @@ int img_rebase(int argc, char **argv)
 		case 'u': unsafe = true; break;
 		case 'p': prog.on = true; break;
 		case 'q': quiet = true; break;
-		case 't': case 'T': case 'U': break;
+		case 'U': img_force_share = true; break;
+		case 't': case 'T': break;
 		default: return img_usage("rebase: bad option (see 'kumo img rebase --help')");
 		}
 	}

@@ -16,7 +16,13 @@ kumo=$(realpath "$1") case=$2
 command -v qemu-img >/dev/null || { echo "SKIP: no qemu-img"; exit 77; }
 command -v qemu-io >/dev/null || { echo "SKIP: no qemu-io"; exit 77; }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+qio=
+cleanup() {
+	exec 3>&- 2>/dev/null
+	[ -n "$qio" ] && kill "$qio" 2>/dev/null && wait "$qio" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 cd "$tmp" || exit 1
 
 fail() { echo "FAIL $case: $*"; exit 1; }
@@ -361,6 +367,27 @@ errors)
 	want 1 resize junk.bin +zz
 	mkdir d
 	want 1 info d
+	# An image QEMU has open for writing (qemu-io, held by a fifo): refused,
+	# unless -U (read-only sharing), as qemu-img does.
+	qemu-img create -f qcow2 held.qcow2 1M >/dev/null
+	mkfifo fifo
+	qemu-io -f qcow2 held.qcow2 <fifo >/dev/null 2>&1 &
+	qio=$!
+	exec 3>fifo
+	for _ in $(seq 100); do
+		qemu-img info held.qcow2 >/dev/null 2>&1 || break
+		sleep 0.1
+	done
+	qemu-img info held.qcow2 >/dev/null 2>&1 && fail "qemu-io did not lock the image"
+	want 1 info held.qcow2
+	grep -q 'in use' err || fail "locked: $(cat err)"
+	want 0 info -U held.qcow2
+	want 0 map -U --output=json held.qcow2
+	want 1 resize held.qcow2 2M
+	exec 3>&-
+	wait "$qio"
+	qio=
+	want 0 resize held.qcow2 2M
 	;;
 *)
 	fail "unknown case"
