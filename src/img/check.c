@@ -84,6 +84,7 @@ int img_check(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "repair", required_argument, NULL, 'r' },
 		{ "force-share", no_argument, NULL, 'U' },
 		{ 0 },
@@ -101,6 +102,7 @@ int img_check(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 'U': img_force_share = true; break;
 		case 'o': if ((json = img_output_format(optarg)) < 0) return IMG_ERR; break;
+		case 'j': json = 1; break;
 		case 'r':
 			if (strcmp(optarg, "leaks") && strcmp(optarg, "all"))
 				return img_usage("Unknown option value for -r (expecting 'leaks' or 'all'): %s", optarg);

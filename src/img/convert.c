@@ -85,6 +85,10 @@ static int write_data(struct conv *c, const uint8_t *p, uint64_t len, uint64_t o
 	return 0;
 }
 
+/* Walks the source by chain status: zero runs (as long as they come, up
+ * to 1 GiB a step) are skipped, data is copied CHUNK at a time. With -c
+ * every step starts on a CHUNK boundary (whole clusters): a zero run
+ * shorter than the rest of its chunk is read with it. */
 static int convert_run(struct conv *c, struct img_progress *prog)
 {
 	uint64_t off = 0, size = c->src->size;
@@ -92,20 +96,26 @@ static int convert_run(struct conv *c, struct img_progress *prog)
 
 	img_progress(prog, 0, size);
 	while (off < size) {
-		uint64_t len = MIN(CHUNK - off % CHUNK, size - off), pnum, map;
+		uint64_t len = MIN(1ULL << 30, size - off), pnum, map;
 		struct blk_image *owner;
 		int depth, st;
+		bool zero;
 
 		st = img_chain_status(c->src, off, len, &pnum, &map, &depth, &owner);
 		if (st < 0)
 			return st;
-		/* Compression works on whole clusters: a chunk that is not all
-		 * zeros is read whole (write_data skips its zero clusters). */
-		if (c->compress && pnum < len)
-			st = BLK_ALLOCATED | BLK_DATA;
-		else
-			len = MIN(len, pnum);
-		if (!(st & BLK_ZERO) && (st & BLK_ALLOCATED)) {
+		zero = (st & BLK_ZERO) || !(st & BLK_ALLOCATED);
+		if (zero && c->compress && off + pnum < size) {
+			len = ALIGN_DOWN(pnum, CHUNK);
+			zero = len != 0;
+			if (!zero)
+				len = MIN(CHUNK, size - off);
+		} else if (zero) {
+			len = pnum;
+		} else {
+			len = MIN(c->compress ? CHUNK : pnum, MIN(CHUNK - off % CHUNK, size - off));
+		}
+		if (!zero) {
 			if ((err = img_read(c->src, c->buf, len, off)))
 				return err;
 			if ((err = write_data(c, c->buf, len, off)))

@@ -106,6 +106,7 @@ int img_info(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "backing-chain", no_argument, NULL, 'c' },
 		{ "force-share", no_argument, NULL, 'U' },
 		{ 0 },
@@ -121,6 +122,7 @@ int img_info(int argc, char **argv)
 		case 'h': fputs(info_help, stdout); return IMG_OK;
 		case 'f': fmt = optarg; break;
 		case 'o': if ((json = img_output_format(optarg)) < 0) return IMG_ERR; break;
+		case 'j': json = 1; break;
 		case 'c': chain = true; break;
 		case 'U': img_force_share = true; break;
 		default: return img_usage("info: bad option (see 'kumo img info --help')");

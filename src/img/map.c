@@ -54,6 +54,7 @@ int img_map(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "start-offset", required_argument, NULL, 's' },
 		{ "max-length", required_argument, NULL, 'l' },
 		{ "force-share", no_argument, NULL, 'U' },
@@ -72,6 +73,7 @@ int img_map(int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 'U': img_force_share = true; break;
 		case 'o': if ((json = img_output_format(optarg)) < 0) return IMG_ERR; break;
+		case 'j': json = 1; break;
 		case 's':
 			if (img_parse_size(optarg, &start)) {
 				img_err("Invalid start offset specified! You may use k, M, G, T, P or E suffixes for ");

@@ -102,6 +102,18 @@ foreign)
 			|| fail "$img: map differs from qemu-img's"
 		echo "ok $img"
 	done
+	# Large and empty: only the allocated blocks are read (a 100 GiB disk
+	# converts in moments, and stays empty).
+	qemu-img create -f vpc big.vpc 100G >/dev/null
+	qemu-img create -f vmdk -o subformat=streamOptimized big.vmdk 100G >/dev/null
+	for img in big.vpc big.vmdk; do
+		want 0 convert -O qcow2 "$img" big.qcow2
+		qemu-img compare "$img" big.qcow2 >/dev/null || fail "$img: content differs"
+		[ "$(stat -c %s big.qcow2)" -lt 1048576 ] || fail "$img: output not sparse"
+		want 0 convert -O raw "$img" big.raw
+		[ "$(stat -c %b big.raw)" -eq 0 ] || fail "$img: raw output not sparse"
+		rm -f big.qcow2 big.raw
+	done
 	# Written only by kumo's own tools: refused for writing.
 	want 1 resize dynamic.vpc +1M
 	grep -q 'read-only' err || fail "resize of a VHD: $(cat err)"
@@ -121,6 +133,12 @@ convert)
 		qsame z$ct.qcow2 src.raw
 		grep -q 'compressed' <(qemu-img check z$ct.qcow2) || fail "$ct: no compressed clusters"
 		qemu-img info z$ct.qcow2 | grep -q "compression type: $ct" || fail "compression type $ct"
+	done
+	# Compressed by qemu-img (both types), read by kumo.
+	for ct in zlib zstd; do
+		qemu-img convert -c -O qcow2 -o compression_type=$ct src.raw qz$ct.qcow2
+		want 0 convert -O raw qz$ct.qcow2 kz.raw
+		cmp src.raw kz.raw || fail "qemu-img's $ct-compressed image read differently"
 	done
 	# qcow2 -> raw, byte for byte qemu-img's, and as sparse.
 	qemu-img convert -O qcow2 src.raw q.qcow2
@@ -176,6 +194,8 @@ create)
 		qemu-img info "$img" | grep -v '^disk size' >q.out
 		grep -v '^disk size' out | diff q.out - || fail "info $img: human output differs"
 	done
+	want 0 info --json o.qcow2
+	[ "$(jfield out backing-filename)" = '"b.qcow2"' ] || fail "--json: $(cat out)"
 	want 0 info --backing-chain --output=json o.qcow2
 	[ "$(jfield out 1 filename)" = '"b.qcow2"' ] || fail "backing chain: $(cat out)"
 	want 1 create -f qcow2 -b b.qcow2 x.qcow2
