@@ -30,7 +30,7 @@
 #define MARKER_EOS 0
 #define MARKER_FOOTER 3
 #define GTE_ZEROED 1
-#define MAX_GRAIN (64ULL << 20)            /* bytes */
+#define MAX_GRAIN (16ULL << 20)            /* bytes (VMware writes 64 KiB) */
 #define MAX_GTES 512                       /* qemu's limit too */
 #define MAX_GD_BYTES (64u << 20)
 #define MAX_DESC (64u << 10)
