@@ -75,10 +75,13 @@ PY
 case $case in
 foreign)
 	mksrc src.raw
-	for spec in vpc:dynamic vpc:fixed vmdk:monolithicSparse vmdk:streamOptimized; do
+	# force_size: the "qem2" creator, sized by the footer, not by CHS.
+	for spec in vpc:dynamic vpc:fixed vmdk:monolithicSparse vmdk:streamOptimized \
+		    vpc:dynamic,force_size=on vpc:fixed,force_size=on; do
 		fmt=${spec%%:*} sub=${spec#*:}
-		img=$sub.$fmt
-		qemu-img convert -O "$fmt" -o subformat="$sub" src.raw "$img" || fail "qemu-img made no $img"
+		img=${sub/,force_size=on/-fs}.$fmt
+		sub=${sub%%,*}
+		qemu-img convert -O "$fmt" -o subformat="${spec#*:}" src.raw "$img" || fail "qemu-img made no $img"
 		qemu-img convert -f "$fmt" -O raw "$img" q.raw
 		want 0 convert -f "$fmt" -O raw "$img" k.raw
 		cmp q.raw k.raw || fail "$img: raw conversion differs from qemu-img's"
@@ -167,7 +170,8 @@ for e in m:
 	qemu-img compare src.raw n.qcow2 >/dev/null || fail "-n output differs"
 	;;
 create)
-	for args in "-f raw r.img 1.5M" "-f qcow2 a.qcow2 1G" \
+	for args in "-f raw r.img 1.5M" "r0.img 0" "r1.img 1000" "r2.img 1000b" "r3.img 3k" \
+		    "r4.img 2T" "r5.img 0.5G" "-f qcow2 a.qcow2 1G" \
 		    "-f qcow2 -o cluster_size=4k,lazy_refcounts=on,refcount_bits=8 b.qcow2 100M" \
 		    "-f qcow2 -o compression_type=zstd c.qcow2 64k"; do
 		# shellcheck disable=SC2086
