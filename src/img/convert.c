@@ -15,7 +15,8 @@
 
 static const char convert_help[] =
 	"usage: kumo img convert [-q] [-p] [-c] [-n] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS]\n"
-	"                        [-S SPARSE_SIZE] FILENAME OUTPUT_FILENAME\n"
+	"                        [-S SPARSE_SIZE] [-B BACKING_FILE -F BACKING_FMT]\n"
+	"                        FILENAME OUTPUT_FILENAME\n"
 	"\n"
 	"Converts FILENAME (raw, qcow2, vpc, vmdk) to OUTPUT_FILENAME (raw or qcow2).\n"
 	"  -f FMT        the input's format (probed otherwise; a fixed VHD needs -f vpc)\n"
@@ -24,6 +25,8 @@ static const char convert_help[] =
 	"  -o OPTIONS    creation options of the output, as for create\n"
 	"  -S SIZE       zero runs this long and aligned are left unallocated (default 4k,\n"
 	"                0: write everything)\n"
+	"  -B FILE       the output is an overlay of FILE (which holds what SRC's backing\n"
+	"                chain holds): only SRC's own data is copied; -F gives its format\n"
 	"  -n            do not create the output (it exists, at least as large)\n"
 	"  -t CACHE      the output's cache mode: unsafe (the default, as qemu-img: no\n"
 	"                flush at the end), writeback, none, writethrough, directsync\n"
@@ -36,6 +39,7 @@ struct conv {
 	uint64_t cluster;      /* compression unit */
 	bool compress, existing;
 	bool flush;            /* -t other than unsafe: make the output durable */
+	bool backed;           /* -B: the output has the source's backing file */
 	uint8_t *buf;
 };
 
@@ -77,8 +81,10 @@ static int write_data(struct conv *c, const uint8_t *p, uint64_t len, uint64_t o
 		}
 		if (!zero && (err = write_run(c, p + at, end - at, off + at)))
 			return err;
-		if (zero && c->existing &&
-		    (err = c->dst->ops->write_zeroes(c->dst, off + at, end - at, true)))
+		/* Zeros must be written over what an existing output or the
+		 * output's backing file holds. */
+		if (zero && (c->existing || c->backed) &&
+		    (err = c->dst->ops->write_zeroes(c->dst, off + at, end - at, !c->backed)))
 			return err;
 		at = end;
 	}
@@ -104,6 +110,21 @@ static int convert_run(struct conv *c, struct img_progress *prog)
 		st = img_chain_status(c->src, off, len, &pnum, &map, &depth, &owner);
 		if (st < 0)
 			return st;
+		if (c->backed && depth > 0) {
+			/* Not in the source's top image: the output's backing
+			 * file has it (as qemu-img -B assumes). */
+			off += pnum;
+			img_progress(prog, off, size);
+			continue;
+		}
+		if (c->backed && (st & BLK_ZERO)) {
+			/* Zeros over the backing file must be written. */
+			if ((err = c->dst->ops->write_zeroes(c->dst, off, pnum, false)))
+				return err;
+			off += pnum;
+			img_progress(prog, off, size);
+			continue;
+		}
 		zero = (st & BLK_ZERO) || !(st & BLK_ALLOCATED);
 		if (zero && c->compress && off + pnum < size) {
 			len = ALIGN_DOWN(pnum, CHUNK);
@@ -145,7 +166,7 @@ int img_convert(int argc, char **argv)
 	bool quiet = false;
 	int ch, err;
 
-	while ((ch = getopt_long(argc, argv, "hf:O:co:S:npqt:T:m:WUB:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "hf:O:co:S:npqt:T:m:WUB:F:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'h': fputs(convert_help, stdout); return IMG_OK;
 		case 'f': ifmt = optarg; break;
@@ -165,10 +186,8 @@ int img_convert(int argc, char **argv)
 				return IMG_ERR;
 			}
 			break;
-		case 'B':
-			img_err("convert -B (an output with a backing file) is not supported; "
-				"convert, then rebase -u");
-			return IMG_ERR;
+		case 'B': o.backing_file = optarg; break;
+		case 'F': o.backing_format = optarg; break;
 		case 't':
 			/* As qemu-img: the output's cache mode, "unsafe" (no
 			 * flush at the end) by default. */
@@ -198,9 +217,18 @@ int img_convert(int argc, char **argv)
 		img_err("Compression not supported for this file format");
 		return IMG_ERR;
 	}
+	if (o.backing_file && !o.backing_format) {
+		img_err("%s: Backing file specified without backing format", dst);
+		return IMG_ERR;
+	}
+	if (o.backing_file && (c.existing || c.compress)) {
+		img_err("-B cannot be combined with -n or -c");
+		return IMG_ERR;
+	}
 	c.src = img_open(src, ifmt, true, false);
 	if (!c.src)
 		return IMG_ERR;
+	c.backed = o.backing_file != NULL;
 	err = -EINVAL;
 	if (!c.existing) {
 		o.size = c.src->size;

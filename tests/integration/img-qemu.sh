@@ -324,6 +324,16 @@ chain)
 	want 0 map --output=json top.qcow2
 	python3 -c 'import json,sys; sys.exit(any(e["depth"] == 0 and e["present"] for e in json.load(open("out"))))' ||
 		fail "overlay not empty after commit"
+	# convert -B: an overlay of the same base holding only top's own data,
+	# mapped as qemu-img's.
+	want 0 convert -O qcow2 -B base.qcow2 -F qcow2 top0.qcow2 kb.qcow2
+	qemu-img convert -O qcow2 -B base.qcow2 -F qcow2 top0.qcow2 qb.qcow2
+	qcheck kb.qcow2
+	qsame kb.qcow2 expect.raw
+	qemu-img map --output=json kb.qcow2 | sed 's/, "offset": [0-9]*//' >k.map
+	qemu-img map --output=json qb.qcow2 | sed 's/, "offset": [0-9]*//' >q.map
+	diff q.map k.map || fail "convert -B: allocation differs from qemu-img's"
+	want 1 convert -O qcow2 -B base.qcow2 top0.qcow2 kb2.qcow2
 	# Safe rebase onto a different base keeps the content.
 	mv base0.qcow2 base.qcow2; mv top0.qcow2 top.qcow2
 	qemu-img create -f qcow2 nb.qcow2 8M >/dev/null
