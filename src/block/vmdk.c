@@ -453,6 +453,18 @@ static int grain_status(struct blk_image *img, uint64_t off, uint64_t *map)
 	return BLK_ALLOCATED | BLK_DATA | BLK_OFFSET_VALID;
 }
 
+/* How far the status found at off holds for sure: the rest of the grain
+ * table's span when the directory has no table there (all unallocated),
+ * else the rest of the grain. */
+static uint64_t status_step(struct vmdk *s, uint64_t off)
+{
+	uint64_t span = s->grain * s->gtes, di = off / span;
+
+	if (di >= s->nr_gd || !s->gd[di])
+		return span - off % span;
+	return s->grain - off % s->grain;
+}
+
 static int vmdk_block_status(struct blk_image *img, uint64_t off, uint64_t len,
 			     uint64_t *pnum, uint64_t *map)
 {
@@ -465,13 +477,13 @@ static int vmdk_block_status(struct blk_image *img, uint64_t off, uint64_t len,
 	len = MIN(len, img->size - off);
 	if ((st = grain_status(img, off, map)) < 0)
 		return st;
-	total = MIN(len, s->grain - off % s->grain);
+	total = MIN(len, status_step(s, off));
 	while (total < len) {
 		int st2 = grain_status(img, off + total, &m);
 
 		if (st2 != st || ((st & BLK_OFFSET_VALID) && m != *map + total))
 			break;
-		total += MIN(len - total, s->grain);
+		total += MIN(len - total, status_step(s, off + total));
 	}
 	*pnum = total;
 	return st;
