@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 /* Probed in order: raw claims anything, so it comes last. A format not
- * built yet is left out by its weak symbol. */
-extern const struct blk_format_ops blk_qcow2_ops __attribute__((weak));
+ * built yet is left out by its weak symbol (a weak reference does not pull
+ * a member out of libkumo.a: formats that exist are named strongly). */
 extern const struct blk_format_ops blk_vpc_ops __attribute__((weak));
 extern const struct blk_format_ops blk_vmdk_ops __attribute__((weak));
 

@@ -669,6 +669,7 @@ static int qcow2_create(const char *path, const struct blk_create_opts *o, const
 		*why = "size too large";
 		return -EINVAL;
 	}
+	size = ALIGN_UP(size, 512); /* whole sectors, as qemu-img makes them */
 	l1_entries = (size + (cs * (cs / 8)) - 1) / (cs * (cs / 8));
 	if (l1_entries * 8 > QCOW2_MAX_L1_BYTES) {
 		*why = "size too large for this cluster size";

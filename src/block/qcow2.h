@@ -55,6 +55,7 @@ struct qcow2_cache_ent {
 
 struct qcow2_cache {
 	unsigned n;
+	unsigned last;         /* the entry found last */
 	uint64_t tick;
 	struct qcow2_cache_ent *ents;
 };
@@ -100,6 +101,11 @@ struct qcow2 {
 	 * a cluster with refcount 0, or reused). */
 	uint64_t *pending_free;
 	size_t npending, cap_pending;
+
+	/* Compressed clusters are packed: the next free byte (512-aligned) in
+	 * the host cluster the last one went to; 0: none. Dropped whenever
+	 * clusters are freed (that one may be reused). */
+	uint64_t cpack;
 
 	bool writable;
 	char backing_raw[1024];

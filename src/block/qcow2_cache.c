@@ -40,9 +40,15 @@ void qcow2_cache_free(struct qcow2_cache *c)
 
 static struct qcow2_cache_ent *cache_find(struct qcow2_cache *c, uint64_t off)
 {
+	/* The last table found first: requests walk one table for a while. */
+	if (c->ents[c->last].off == off) {
+		c->ents[c->last].lru = ++c->tick;
+		return &c->ents[c->last];
+	}
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->ents[i].off == off) {
 			c->ents[i].lru = ++c->tick;
+			c->last = i;
 			return &c->ents[i];
 		}
 	return NULL;
@@ -390,10 +396,14 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 	 * rb_entries clusters (see ensure_rb). */
 	if (n >= q->rb_entries)
 		return -ENOSPC;
-	for (;;) {
+	for (uint64_t scanned = 0;; scanned++) {
 		uint64_t i, rc;
 		bool made = false;
 
+		/* A long search (a full image, or a damaged refcount table
+		 * claiming everything): take space past all refcount blocks. */
+		if (scanned == (1u << 22) && s < q->rt_size * q->rb_entries)
+			s = q->rt_size * q->rb_entries;
 		if (s + n > limit)
 			return -ENOSPC;
 		for (i = 0; i < n; i++) {
@@ -467,6 +477,7 @@ int qcow2_flush_meta(struct qcow2 *q)
 		/* The L2 tables that pointed at these are on disk without them:
 		 * now they may be counted down and reused. */
 		pthread_rwlock_wrlock(&q->io);
+		q->cpack = 0;
 		for (size_t i = 0; i < q->npending && !err; i++)
 			err = qcow2_update_refcount(q, q->pending_free[i], -1);
 		q->npending = 0;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 struct refs {
-	uint64_t *n;
+	uint32_t *n;               /* references per cluster of the file (saturating) */
 	uint64_t nclusters;
 	struct blk_check *res;
 };
@@ -25,12 +25,14 @@ static void ref(struct qcow2 *q, struct refs *r, uint64_t off, uint64_t len)
 			r->res->corruptions++; /* past the end of the file */
 			return;
 		}
-		r->n[c]++;
+		if (r->n[c] != UINT32_MAX)
+			r->n[c]++;
 	}
 }
 
-static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off, uint64_t *prev)
+static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off)
 {
+	uint64_t next = 0, *prev = &next; /* contiguity is counted per L2 table, as QEMU does */
 	uint8_t *t, *copy;
 	int err;
 
@@ -52,7 +54,7 @@ static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off, uint64_t *p
 			ref(q, r, host & ~511ULL, ns * 512);
 			r->res->compressed_clusters++;
 			r->res->allocated_clusters++;
-			*prev = 0;
+			r->res->fragmented_clusters++; /* as QEMU: by nature */
 			continue;
 		}
 		host = e & QCOW2_OFF_MASK;
@@ -81,7 +83,6 @@ static int check_l2(struct qcow2 *q, struct refs *r, uint64_t l2off, uint64_t *p
 
 static int rebuild(struct qcow2 *q, struct refs *r)
 {
-	uint64_t prev = 0;
 	int err;
 
 	ref(q, r, 0, q->cs);
@@ -105,14 +106,16 @@ static int rebuild(struct qcow2 *q, struct refs *r)
 		}
 		if (!l2off)
 			continue;
-		if ((l2off >> q->cb) >= r->nclusters) {
+		if ((l2off >> q->cb) >= r->nclusters || r->n[l2off >> q->cb]) {
+			/* Past the end, or a table already seen (no snapshots:
+			 * nothing may share it): not walked again. */
 			r->res->corruptions++;
 			continue;
 		}
 		ref(q, r, l2off, q->cs);
 		if (!qcow2_get_refcount(q, l2off >> q->cb, &rc) && (rc == 1) != !!(e & QCOW2_COPIED))
 			r->res->corruptions++;
-		if ((err = check_l2(q, r, l2off, &prev))) {
+		if ((err = check_l2(q, r, l2off))) {
 			if (err == -ENOMEM)
 				return err;
 			r->res->check_errors++;
@@ -143,7 +146,7 @@ int qcow2_check(struct blk_image *img, bool repair_leaks, struct blk_check *out)
 		goto out;
 	}
 	r.nclusters = ((uint64_t)end + q->cs - 1) >> q->cb;
-	if (r.nclusters > (1ULL << 28)) {
+	if (r.nclusters > (1ULL << 28)) { /* 1 GiB of counters */
 		err = -EFBIG;
 		goto out;
 	}
@@ -155,11 +158,9 @@ int qcow2_check(struct blk_image *img, bool repair_leaks, struct blk_check *out)
 	out->total_clusters = (img->size + q->cs - 1) >> q->cb;
 	if ((err = rebuild(q, &r)))
 		goto out;
-	/* Compare over every cluster a refcount block covers, and the file. */
+	/* Compare over the clusters of the file, as QEMU does (a refcount
+	 * past the end, on nothing, is not looked at). */
 	scan = r.nclusters;
-	for (uint64_t i = 0; i < q->rt_size; i++)
-		if (q->rt[i] && !(q->rt[i] & (q->cs - 1)) && q->rt[i] < QCOW2_MAX_OFFSET)
-			scan = MAX(scan, (i + 1) * q->rb_entries);
 	for (uint64_t c = 0; c < scan; c++) {
 		uint64_t want = c < r.nclusters ? r.n[c] : 0, have;
 		if (want)
@@ -185,6 +186,7 @@ int qcow2_check(struct blk_image *img, bool repair_leaks, struct blk_check *out)
 		if ((err = qcow2_flush_meta(q)))
 			goto out;
 		q->free_hint = 1;
+		q->cpack = 0;
 	}
 	err = 0;
 out:

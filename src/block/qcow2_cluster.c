@@ -299,7 +299,7 @@ static int read_cluster(struct blk_image *img, const struct mapping *m, uint64_t
 int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
 {
 	struct qcow2 *q = img->priv;
-	struct iovec *tmp;
+	struct iovec *tmp, small[32];
 	uint8_t *cbuf = NULL;
 	size_t total = 0, done = 0;
 	int err = 0;
@@ -310,7 +310,7 @@ int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t
 		total += iov[i].iov_len;
 	if (off > img->size || total > img->size - off)
 		return -EINVAL;
-	tmp = malloc(sizeof(*tmp) * (size_t)(n ? n : 1));
+	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;
 	while (done < total && !err) {
@@ -363,7 +363,8 @@ int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t
 		done += len;
 	}
 	free(cbuf);
-	free(tmp);
+	if (tmp != small)
+		free(tmp);
 	return err;
 }
 
@@ -467,7 +468,7 @@ out:
 int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
 {
 	struct qcow2 *q = img->priv;
-	struct iovec *tmp;
+	struct iovec *tmp, small[32];
 	size_t total = 0, done = 0;
 	int err = 0;
 
@@ -479,7 +480,7 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_
 		total += iov[i].iov_len;
 	if (off > img->size || total > img->size - off)
 		return -EINVAL;
-	tmp = malloc(sizeof(*tmp) * (size_t)(n ? n : 1));
+	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;
 	while (done < total && !err) {
@@ -529,7 +530,8 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_
 		}
 		done += len;
 	}
-	free(tmp);
+	if (tmp != small)
+		free(tmp);
 	return err;
 }
 
@@ -730,6 +732,28 @@ static int compress_cluster(struct qcow2 *q, const uint8_t *in, uint8_t *out, si
 	}
 }
 
+/* Where olen compressed bytes go: after the last compressed cluster in its
+ * host cluster when they fit (one more reference to it), else at the start
+ * of a new one. Either way the range touches one host cluster, counted once
+ * per compressed cluster in it (as qemu-img check counts). */
+static int pack_place(struct qcow2 *q, size_t olen, uint64_t *host)
+{
+	uint64_t rc;
+	int err;
+
+	if (q->cpack && q->cs - (q->cpack & (q->cs - 1)) >= olen &&
+	    !qcow2_get_refcount(q, q->cpack >> q->cb, &rc) && rc &&
+	    !qcow2_update_refcount(q, q->cpack >> q->cb, 1)) {
+		*host = q->cpack;
+	} else if ((err = qcow2_alloc_clusters(q, 1, host))) {
+		return err;
+	}
+	q->cpack = ALIGN_UP(*host + olen, 512);
+	if (!(q->cpack & (q->cs - 1)))
+		q->cpack = 0;
+	return 0;
+}
+
 int qcow2_write_compressed(struct blk_image *img, const void *buf, uint64_t off, size_t len)
 {
 	struct qcow2 *q = img->priv;
@@ -758,7 +782,7 @@ int qcow2_write_compressed(struct blk_image *img, const void *buf, uint64_t off,
 		goto out;
 	}
 	pthread_mutex_lock(&q->lock);
-	if ((err = ensure_l2(q, off, &l2off)) || (err = qcow2_alloc_clusters(q, 1, &host)) ||
+	if ((err = ensure_l2(q, off, &l2off)) || (err = pack_place(q, olen, &host)) ||
 	    (err = qcow2_pwrite(q->fd, out, olen, host)) || (err = get_mapping(q, off, &m)) ||
 	    (err = release(q, &m)))
 		goto unlock;
