@@ -14,12 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Probed in order: raw claims anything, so it comes last. A format not
- * built yet is left out by its weak symbol (a weak reference does not pull
- * a member out of libkumo.a: formats that exist are named strongly). */
-extern const struct blk_format_ops blk_vpc_ops __attribute__((weak));
-extern const struct blk_format_ops blk_vmdk_ops __attribute__((weak));
-
+/* Probed in order: raw claims anything, so it comes last. (Named
+ * strongly: a weak reference would not pull a format out of libkumo.a.) */
 static const struct blk_format_ops *const formats[] = {
 	&blk_qcow2_ops,
 	&blk_vpc_ops,
@@ -34,7 +30,7 @@ static const struct blk_format_ops *const formats[] = {
 const struct blk_format_ops *blk_format(const char *name)
 {
 	for (size_t i = 0; i < NFORMATS; i++)
-		if (formats[i] && !strcmp(formats[i]->name, name))
+		if (!strcmp(formats[i]->name, name))
 			return formats[i];
 	return NULL;
 }
@@ -194,7 +190,7 @@ static int open_one(const char *path, const struct blk_open_opts *o, int depth,
 		}
 	} else {
 		for (size_t i = 0; i < NFORMATS; i++) {
-			if (formats[i] && formats[i]->probe(head, (size_t)got)) {
+			if (formats[i]->probe(head, (size_t)got)) {
 				img->ops = formats[i];
 				break;
 			}

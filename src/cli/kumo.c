@@ -15,6 +15,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "run", cmd_run, "boot a virtual machine on this terminal" },
+	{ "img", cmd_img, "create, inspect and convert disk images (as qemu-img)" },
 	{ "version", cmd_version, "print kumo's version" },
 	{ "help", cmd_help, "list the commands" },
 };

@@ -40,9 +40,9 @@ static void usage(FILE *f)
 		"                       a virtio disk on an image file or block device\n"
 		"                       (repeatable: vda, vdb...); ro: read-only; id: the\n"
 		"                       serial the guest reads (up to 20 characters);\n"
-		"                       format: the image's format (default: probed; give\n"
-		"                       format=raw for a raw disk a guest may write a qcow2\n"
-		"                       header into)\n"
+		"                       format: raw, qcow2, or vpc/vmdk (read-only); default:\n"
+		"                       probed (give format=raw for a raw disk a guest\n"
+		"                       may write a qcow2 header into)\n"
 		"  --net tap=NAME[,mac=MAC]\n"
 		"                       a virtio-net NIC on the tap NAME (created when it\n"
 		"                       does not exist), or fd=N: a tap already open\n"
@@ -131,7 +131,7 @@ static int parse_disk(const char *arg, struct run_args *a)
 			d->id = opt + 3;
 		} else if (!strncmp(opt, "format=", 7)) {
 			if (!blk_format(opt + 7))
-				return bad("--disk format= must be raw or qcow2, not '%s'", arg);
+				return bad("--disk format= must be raw, qcow2, vpc or vmdk, not '%s'", arg);
 			d->format = opt + 7;
 		} else {
 			return bad("--disk takes PATH[,ro][,id=NAME][,format=FMT], not '%s'", arg);

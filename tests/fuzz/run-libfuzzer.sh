@@ -6,7 +6,7 @@
 #
 # Environment: CLANG (default: clang, else clang-14), KEEP=1 to keep the
 # work directory (binaries, corpora, crash files), TARGETS to run only some
-# (default: bzimage elf unpack decode exec virtq virtio_blk virtio_net qcow2). Exits non-zero when a
+# (default: bzimage elf unpack decode exec virtq virtio_blk virtio_net qcow2 vhd vmdk). Exits non-zero when a
 # target crashes; the crashing input is copied to ./fuzz-crash-TARGET-*.
 set -eu
 
@@ -52,7 +52,7 @@ emu_srcs=""
 for f in flags decode mmu access exec system deliver sse x87 lapic; do
 	emu_srcs="$emu_srcs $top/src/emu/$f.c"
 done
-for target in ${TARGETS:-bzimage elf unpack decode exec virtq virtio_blk virtio_net qcow2}; do
+for target in ${TARGETS:-bzimage elf unpack decode exec virtq virtio_blk virtio_net qcow2 vhd vmdk}; do
 	# The decoder (src/emu) needs none of the loaders, and short inputs;
 	# the executor needs the engine's CPU parts and guest memory.
 	case $target in
@@ -61,6 +61,7 @@ for target in ${TARGETS:-bzimage elf unpack decode exec virtq virtio_blk virtio_
 	virtio_net) tsrcs="$top/src/net/tap.c $top/src/devices/virtio/queue.c $top/src/common/util.c $top/src/common/log.c $top/src/vmm/memory.c" tflags='' max_len=4096 ;;
 	exec) tsrcs="$emu_srcs $top/src/common/util.c $top/src/vmm/memory.c" tflags="-I$top/src/emu" max_len=4096 ;;
 	unpack) tsrcs="$srcs $libs $top/tests/unit/images.c" tflags='' max_len=65536 ;;
+	vhd|vmdk) tsrcs="$top/src/block/block.c $top/src/block/raw.c $top/src/block/qcow2.c $top/src/block/qcow2_cache.c $top/src/block/qcow2_cluster.c $top/src/block/qcow2_check.c $top/src/block/vhd.c $top/src/block/vmdk.c $top/src/common/util.c -lz -lzstd -lpthread" tflags='' max_len=65536 ;;
 	virtio_blk) tsrcs="$top/src/devices/virtio/blk_req.c $top/src/common/util.c" tflags='' max_len=4096 ;;
 	qcow2) tsrcs="$top/src/common/util.c $top/src/block/block.c $top/src/block/raw.c $top/src/block/qcow2.c $top/src/block/qcow2_cache.c $top/src/block/qcow2_cluster.c $top/src/block/qcow2_check.c -lz -lzstd -lpthread" tflags='' max_len=65536 ;;
 	*) tsrcs="$srcs $libs" tflags='' max_len=65536 ;;

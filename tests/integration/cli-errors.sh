@@ -108,7 +108,7 @@ disk-bad-option)
 	expect 2 'disk takes PATH\[,ro\]\[,id=NAME\]\[,format=FMT\]' -- --kernel "$guest" --disk "$tmp/disk,rw" ;;
 disk-bad-format)
 	truncate -s 1M "$tmp/disk"
-	expect 2 'disk format= must be raw or qcow2' -- --kernel "$guest" --disk "$tmp/disk,format=vdi" ;;
+	expect 2 'disk format= must be raw, qcow2, vpc or vmdk' -- --kernel "$guest" --disk "$tmp/disk,format=vdi" ;;
 disk-format-mismatch)
 	truncate -s 1M "$tmp/disk"
 	expect 1 "disk $tmp/disk: not a qcow2 image" -- --kernel "$guest" --disk "$tmp/disk,format=qcow2" ;;
