@@ -9,12 +9,13 @@ usage: linux-qcow2-overlay.py KUMO_VMM
    64 MiB ext4 image by `mke2fs -d` (no mount, no root needed), raw. Then
    two qcow2 overlays over it (`qemu-img create -b base.raw -F raw`).
 2. Two VMs run at the same time, VM i on overlay i (the base opened
-   read-only by both). Each guest mounts /dev/vda and chroots into it (the
-   initramfs /init cannot switch_root: it runs kumo.run as a child, not as
-   PID 1), so the shell and the programs below come from the overlay's
-   root file system: it reads /etc/kumo-rootfs and the checksum of
-   /etc/base-file.txt from the base, writes /root/vmI.txt, lists /root,
-   syncs and unmounts.
+   read-only by both). Each boots with kumo.root=/dev/vda: the initramfs's
+   /init mounts the overlay's file system and switch_roots to it, and the
+   /init there (the same script) runs the commands, so / is /dev/vda and
+   the shell and the programs come from the overlay: it checks / is
+   /dev/vda, reads /etc/kumo-rootfs and the checksum of /etc/base-file.txt
+   from the base, writes /root/vmI.txt, lists /root, syncs and remounts /
+   read-only.
 3. The host checks: the base's sha256 is unchanged; each overlay passes
    `qemu-img check` with nothing to report; read through `qemu-img convert
    -O raw`, each file system is clean (e2fsck -fn), holds its own VM's file
@@ -55,26 +56,22 @@ def sha256(path):
 
 
 def script(i):
-    inner = " && ".join([
+    """Runs on the overlay's root file system: the initramfs's /init
+    switched to /dev/vda (kumo.root=), whose own /init runs this."""
+    return " && ".join([
+        "echo ROOTMNT $(grep -c '^/dev/vda / ext4 ' /proc/mounts)",
         "echo ROOTFS $(cat /etc/kumo-rootfs)",
         "echo BASE $(sha256sum /etc/base-file.txt)",
         "echo vm%d-wrote-this > /root/vm%d.txt" % (i, i),
         "ls /root | sed s/^/LS/",
         "sync",
-    ])
-    return " && ".join([
-        "mkdir -p /newroot",
-        "mount -t ext4 /dev/vda /newroot",
-        "mount -t proc proc /newroot/proc",
-        "chroot /newroot /bin/sh -c '%s'" % inner,
-        "umount /newroot/proc",
-        "umount /newroot",
+        "mount -o remount,ro /",
         "echo FS-DONE",
     ])
 
 
 def start(vmm, disk, i):
-    p = linuxguest.start(vmm_args(vmm, run_cmdline(script(i)), memory="256M",
+    p = linuxguest.start(vmm_args(vmm, run_cmdline(script(i), "kumo.root=/dev/vda"), memory="256M",
                                   extra=["--disk", disk]))
     procs.append(p)
     return p
@@ -129,8 +126,9 @@ def main():
         outs = [finish(p, "vm%d" % (n + 1)) for n, p in enumerate(vms)]
         want_base = hashlib.sha256(BASE_TEXT.encode()).hexdigest()
         for i, out in zip((1, 2), outs):
-            if not re.search(r"^ROOTFS %s$" % ROOTFS_MARK, out, re.M):
-                fail("vm%d: the chroot is not the overlay's root file system" % i, out)
+            if not re.search(r"^ROOTMNT 1$", out, re.M) or \
+                    not re.search(r"^ROOTFS %s$" % ROOTFS_MARK, out, re.M):
+                fail("vm%d: / is not the overlay's file system on /dev/vda" % i, out)
             m = re.search(r"^BASE (\w+)\s", out, re.M)
             if not m or m.group(1) != want_base:
                 fail("vm%d: the base file reads %s, want %s" % (i, m and m.group(1), want_base), out)

@@ -43,10 +43,11 @@ def vmm_args(vmm, cmdline=QUIET, cpus=1, memory="512M", initrd="initrd.img", ext
             "--initrd", os.path.join(GUEST, initrd), "--cmdline", cmdline] + list(extra)
 
 
-def run_cmdline(script):
+def run_cmdline(script, extra=""):
     """A kernel command line whose init runs script then powers off. The
-    kernel parses it, then sh runs it: no double quotes inside."""
-    cmdline = "%s kumo.run=\"%s\"" % (QUIET, script)
+    kernel parses it, then sh runs it: no double quotes inside. extra:
+    more parameters (e.g. kumo.root=/dev/vda)."""
+    cmdline = "%s%s kumo.run=\"%s\"" % (QUIET, " " + extra if extra else "", script)
     assert '"' not in script and len(cmdline) < 2000
     return cmdline
 
