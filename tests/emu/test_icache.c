@@ -13,107 +13,9 @@
 #include <string.h>
 
 #include "exec.h"
+#include "fixture_lm64.h"
 #include "flags.h"
 #include "kumo/memory.h"
-
-#define PML4   0x1000ULL
-#define PT     0x4000ULL
-#define CODE   0x20000ULL           /* identity-mapped, executable */
-#define ALIAS  0x180000ULL          /* CODE's page again, executable */
-#define NXALIAS 0x190000ULL         /* CODE's page again, no execute */
-#define STACK  0x30000ULL
-
-#define PTE_P  1ULL
-#define PTE_W  2ULL
-#define PTE_PS (1ULL << 7)
-#define PTE_XD (1ULL << 63)
-
-struct fx {
-	struct guest_mem mem;
-	struct emu_cpu cpu;
-};
-
-static uint8_t *gpa(struct fx *f, uint64_t a, uint64_t len)
-{
-	uint8_t *p = gpa_ptr(&f->mem, a, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void wr64(struct fx *f, uint64_t a, uint64_t v)
-{
-	memcpy(gpa(f, a, 8), &v, 8);
-}
-
-/* 64-bit mode at CPL 0: the first 2 MiB in 4 KiB pages (identity, plus the
- * two aliases of CODE's page), the next ones as 2 MiB pages. */
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	struct emu_cpu *c;
-
-	assert_non_null(f);
-	assert_int_equal(guest_mem_init(&f->mem, 16 * MiB), 0);
-	c = &f->cpu;
-	c->mem = &f->mem;
-	emu_cpu_reset(c);
-	wr64(f, PML4, (PML4 + 0x1000) | PTE_P | PTE_W);
-	wr64(f, PML4 + 0x1000, (PML4 + 0x2000) | PTE_P | PTE_W);
-	wr64(f, PML4 + 0x2000, PT | PTE_P | PTE_W);
-	for (uint64_t i = 1; i < 8; i++)
-		wr64(f, PML4 + 0x2000 + 8 * i, (i << 21) | PTE_P | PTE_W | PTE_PS);
-	for (uint64_t i = 0; i < 512; i++)
-		wr64(f, PT + 8 * i, (i << 12) | PTE_P | PTE_W);
-	wr64(f, PT + 8 * (ALIAS >> 12), CODE | PTE_P | PTE_W);
-	wr64(f, PT + 8 * (NXALIAS >> 12), CODE | PTE_P | PTE_W | PTE_XD);
-	c->cr3 = PML4;
-	c->cr4 = X86_CR4_PAE;
-	c->cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG;
-	c->efer = X86_EFER_LME | X86_EFER_LMA | (1ULL << 11) /* NXE */;
-	for (unsigned s = 0; s < 6; s++)
-		c->seg[s] = (struct x86_seg){ .limit = 0xffffffff, .type = 0x3, .s = 1, .present = 1,
-					      .db = 1, .g = 1 };
-	c->seg[SR_CS] = (struct x86_seg){ .limit = 0xffffffff, .type = 0xb, .s = 1, .present = 1,
-					  .l = 1, .g = 1 };
-	emu_cpu_update_mode(c);
-	emu_tlb_flush(c, true);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	guest_mem_free(&f->mem);
-	free(f);
-	return 0;
-}
-
-/* Runs from rip until HLT; returns the instructions run. */
-static unsigned run_to_hlt(struct fx *f, uint64_t rip)
-{
-	unsigned total = 0, ran;
-	int st;
-
-	f->cpu.rip = rip;
-	f->cpu.gpr[X86_RSP] = STACK;
-	for (;;) {
-		st = emu_run(&f->cpu, 1000, &ran);
-		total += ran;
-		if (st == EMU_HALT)
-			return total;
-		assert_int_equal(st, EMU_OK);
-		assert_true(total < 10000);
-	}
-}
-
-static void put(struct fx *f, uint64_t a, const void *code, size_t len)
-{
-	/* straight into guest RAM, as a device writes it */
-	memcpy(gpa(f, a, len), code, len);
-}
 
 /* mov eax, imm32; a run of NOPs; mov ebx, imm32; hlt */
 static void code_two_movs(uint8_t *buf, uint32_t a, uint32_t b)
@@ -684,7 +586,7 @@ static void two_cpus_one_thread(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(device_write_between_runs),
 		T(device_write_across_pages),

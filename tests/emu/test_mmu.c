@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "fixture.h"
 #include "kumo/memory.h"
 
 #define P    (1ULL << 0)
@@ -38,7 +39,7 @@
 enum { E_P = 1, E_W = 2, E_U = 4, E_RSVD = 8, E_ID = 16 };
 
 struct fx {
-	struct guest_mem mem;
+	struct guest_mem mem;   /* first, for fx_teardown */
 	struct emu_cpu cpu;
 	uint64_t next_page;     /* page-table allocator */
 };
@@ -54,15 +55,6 @@ static int setup(void **state)
 	f->next_page = 0x100000;
 	emu_tlb_flush(&f->cpu, true);
 	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	guest_mem_free(&f->mem);
-	free(f);
 	return 0;
 }
 
@@ -891,7 +883,7 @@ static void test_tlb_flush_page_large(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, fx_teardown)
 		T(test_paging_off),
 		T(test_long_4k_2m_1g),
 		T(test_pae),

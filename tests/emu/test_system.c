@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "exec_internal.h"
+#include "fixture.h"
 #include "flags.h"
 #include "kumo/memory.h"
 
@@ -50,7 +51,7 @@ static const uint64_t gdt_init[] = {
 };
 
 struct fx {
-	struct guest_mem mem;
+	struct guest_mem mem;   /* first, for fx_teardown */
 	struct emu_cpu cpu;
 };
 
@@ -129,15 +130,6 @@ static int setup(void **state)
 	memcpy(gpa(f, GDT, sizeof(gdt_init)), gdt_init, sizeof(gdt_init));
 	f->cpu.gdt = (struct x86_dtable){ .base = GDT, .limit = sizeof(gdt_init) - 1 };
 	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	guest_mem_free(&f->mem);
-	free(f);
 	return 0;
 }
 
@@ -959,20 +951,20 @@ static void test_io_bitmap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_seg_loads, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_far_jmp_call_ret, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_pm32, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_lm64, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_double_and_triple_fault, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iret_flags_cpl3, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sysenter_sysexit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_legacy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cmpxchg_wide, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_clflush, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_io_bitmap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cpuid_tsc, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cpuid_kvmclock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seg_loads, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_far_jmp_call_ret, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_pm32, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_lm64, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_double_and_triple_fault, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_iret_flags_cpl3, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sysenter_sysexit, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_legacy, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cmpxchg_wide, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_clflush, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_io_bitmap, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cpuid_tsc, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cpuid_kvmclock, setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
