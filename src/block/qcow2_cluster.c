@@ -7,6 +7,7 @@
  * outside it (holding q->io shared); an allocating write runs whole under
  * the lock (its data lands before its L2 entry is set). */
 #include "qcow2.h"
+#include "blk_util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -304,12 +305,8 @@ int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t
 	size_t total = 0, done = 0;
 	int err = 0;
 
-	if (n < 0 || n > IOV_MAX)
-		return -EINVAL;
-	for (int i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	if (off > img->size || total > img->size - off)
-		return -EINVAL;
+	if ((err = blk_iov_check(img, iov, n, off, &total)))
+		return err;
 	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;
@@ -474,12 +471,8 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_
 
 	if (!q->writable)
 		return -EROFS;
-	if (n < 0 || n > IOV_MAX)
-		return -EINVAL;
-	for (int i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	if (off > img->size || total > img->size - off)
-		return -EINVAL;
+	if ((err = blk_iov_check(img, iov, n, off, &total)))
+		return err;
 	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;
