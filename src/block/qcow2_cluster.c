@@ -128,7 +128,8 @@ static int iov_slice(const struct iovec *iov, int n, size_t skip, size_t len, st
 	return k;
 }
 
-/* Copies between a flat buffer and iov[skip, skip+len): to_iov or from. */
+/* Copies between a flat buffer and iov[skip, skip+len): to_iov or from;
+ * buf NULL (to_iov) zeroes that part of the vector. */
 static void iov_copy(const struct iovec *iov, int n, size_t skip, void *buf, size_t len,
 		     bool to_iov)
 {
@@ -141,11 +142,14 @@ static void iov_copy(const struct iovec *iov, int n, size_t skip, void *buf, siz
 			continue;
 		}
 		c = MIN(l - skip, len);
-		if (to_iov)
+		if (to_iov && !b)
+			memset((uint8_t *)iov[i].iov_base + skip, 0, c);
+		else if (to_iov)
 			memcpy((uint8_t *)iov[i].iov_base + skip, b, c);
 		else
 			memcpy(b, (uint8_t *)iov[i].iov_base + skip, c);
-		b += c;
+		if (b)
+			b += c;
 		len -= c;
 		skip = 0;
 	}
@@ -153,17 +157,7 @@ static void iov_copy(const struct iovec *iov, int n, size_t skip, void *buf, siz
 
 static void iov_zero(const struct iovec *iov, int n, size_t skip, size_t len)
 {
-	for (int i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len, c;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		c = MIN(l - skip, len);
-		memset((uint8_t *)iov[i].iov_base + skip, 0, c);
-		len -= c;
-		skip = 0;
-	}
+	iov_copy(iov, n, skip, NULL, len, true);
 }
 
 static int rw_vec(int fd, struct iovec *iov, int n, uint64_t off, bool write)
