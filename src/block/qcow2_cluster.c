@@ -7,6 +7,7 @@
  * outside it (holding q->io shared); an allocating write runs whole under
  * the lock (its data lands before its L2 entry is set). */
 #include "qcow2.h"
+#include "blk_util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -127,7 +128,8 @@ static int iov_slice(const struct iovec *iov, int n, size_t skip, size_t len, st
 	return k;
 }
 
-/* Copies between a flat buffer and iov[skip, skip+len): to_iov or from. */
+/* Copies between a flat buffer and iov[skip, skip+len): to_iov or from;
+ * buf NULL (to_iov) zeroes that part of the vector. */
 static void iov_copy(const struct iovec *iov, int n, size_t skip, void *buf, size_t len,
 		     bool to_iov)
 {
@@ -140,11 +142,14 @@ static void iov_copy(const struct iovec *iov, int n, size_t skip, void *buf, siz
 			continue;
 		}
 		c = MIN(l - skip, len);
-		if (to_iov)
+		if (to_iov && !b)
+			memset((uint8_t *)iov[i].iov_base + skip, 0, c);
+		else if (to_iov)
 			memcpy((uint8_t *)iov[i].iov_base + skip, b, c);
 		else
 			memcpy(b, (uint8_t *)iov[i].iov_base + skip, c);
-		b += c;
+		if (b)
+			b += c;
 		len -= c;
 		skip = 0;
 	}
@@ -152,17 +157,7 @@ static void iov_copy(const struct iovec *iov, int n, size_t skip, void *buf, siz
 
 static void iov_zero(const struct iovec *iov, int n, size_t skip, size_t len)
 {
-	for (int i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len, c;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		c = MIN(l - skip, len);
-		memset((uint8_t *)iov[i].iov_base + skip, 0, c);
-		len -= c;
-		skip = 0;
-	}
+	iov_copy(iov, n, skip, NULL, len, true);
 }
 
 static int rw_vec(int fd, struct iovec *iov, int n, uint64_t off, bool write)
@@ -304,12 +299,8 @@ int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t
 	size_t total = 0, done = 0;
 	int err = 0;
 
-	if (n < 0 || n > IOV_MAX)
-		return -EINVAL;
-	for (int i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	if (off > img->size || total > img->size - off)
-		return -EINVAL;
+	if ((err = blk_iov_check(img, iov, n, off, &total)))
+		return err;
 	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;
@@ -474,12 +465,8 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_
 
 	if (!q->writable)
 		return -EROFS;
-	if (n < 0 || n > IOV_MAX)
-		return -EINVAL;
-	for (int i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	if (off > img->size || total > img->size - off)
-		return -EINVAL;
+	if ((err = blk_iov_check(img, iov, n, off, &total)))
+		return err;
 	tmp = n <= 32 ? small : malloc(sizeof(*tmp) * (size_t)n);
 	if (!tmp)
 		return -ENOMEM;

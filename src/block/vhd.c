@@ -16,6 +16,7 @@
  * Like qemu, the probe claims a file only when the footer copy is at its
  * start (a dynamic disk): a fixed disk is opened with -f vpc. */
 #include "kumo/block.h"
+#include "blk_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,23 +48,6 @@ struct vhd {
 static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t be32(const uint8_t *p) { return (uint32_t)be16(p) << 16 | be16(p + 2); }
 static uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t at = 0;
-
-	while (at < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + at, len - at, (off_t)(off + at));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;    /* the image ends early */
-		at += (size_t)n;
-	}
-	return 0;
-}
 
 /* The ones' complement of the byte sum, the checksum field counted as 0. */
 static uint32_t vhd_checksum(const uint8_t *p, size_t len, size_t field)
@@ -109,7 +93,7 @@ static int vhd_open_dynamic(struct blk_image *img, struct vhd *s, const uint8_t 
 		*why = "VHD dynamic header outside the file";
 		return -EINVAL;
 	}
-	if ((err = pread_full(img->fd, h, sizeof(h), hoff))) {
+	if ((err = blk_pread_full(img->fd, h, sizeof(h), hoff))) {
 		*why = "cannot read the VHD dynamic header";
 		return err;
 	}
@@ -144,7 +128,7 @@ static int vhd_open_dynamic(struct blk_image *img, struct vhd *s, const uint8_t 
 		*why = "out of memory";
 		return -ENOMEM;
 	}
-	if ((err = pread_full(img->fd, s->bat, bat_bytes, toff))) {
+	if ((err = blk_pread_full(img->fd, s->bat, bat_bytes, toff))) {
 		*why = "cannot read the VHD block allocation table";
 		return err;
 	}
@@ -166,12 +150,12 @@ static int vhd_open(struct blk_image *img, const char **why)
 		return -EINVAL;
 	}
 	/* The copy at the start (dynamic), else the footer at the end. */
-	if ((err = pread_full(img->fd, f, sizeof(f), 0))) {
+	if ((err = blk_pread_full(img->fd, f, sizeof(f), 0))) {
 		*why = "cannot read the VHD footer";
 		return err;
 	}
 	if (memcmp(f, "conectix", 8)) {
-		if ((err = pread_full(img->fd, f, sizeof(f), file_size - FOOTER_LEN))) {
+		if ((err = blk_pread_full(img->fd, f, sizeof(f), file_size - FOOTER_LEN))) {
 			*why = "cannot read the VHD footer";
 			return err;
 		}
@@ -288,7 +272,7 @@ static int vhd_read(struct blk_image *img, uint8_t *buf, uint64_t len, uint64_t 
 			return err;
 		if (where == UINT64_MAX)
 			memset(buf, 0, run);
-		else if ((err = pread_full(img->fd, buf, run, where)))
+		else if ((err = blk_pread_full(img->fd, buf, run, where)))
 			return err;
 		buf += run;
 		off += run;
@@ -299,40 +283,7 @@ static int vhd_read(struct blk_image *img, uint8_t *buf, uint64_t len, uint64_t 
 
 static int vhd_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
 {
-	int err;
-
-	for (int i = 0; i < n; i++) {
-		if (off > img->size || iov[i].iov_len > img->size - off)
-			return -EINVAL;
-		if ((err = vhd_read(img, iov[i].iov_base, iov[i].iov_len, off)))
-			return err;
-		off += iov[i].iov_len;
-	}
-	return 0;
-}
-
-static int vhd_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
-{
-	(void)img, (void)iov, (void)n, (void)off;
-	return -EROFS;
-}
-
-static int vhd_flush(struct blk_image *img)
-{
-	(void)img;
-	return 0;
-}
-
-static int vhd_discard(struct blk_image *img, uint64_t off, uint64_t len)
-{
-	(void)img, (void)off, (void)len;
-	return -EROFS;
-}
-
-static int vhd_write_zeroes(struct blk_image *img, uint64_t off, uint64_t len, bool may_unmap)
-{
-	(void)img, (void)off, (void)len, (void)may_unmap;
-	return -EROFS;
+	return blk_preadv_each(img, iov, n, off, vhd_read);
 }
 
 /* A fixed disk is its file: data, and holes of the file that read as
@@ -409,10 +360,10 @@ const struct blk_format_ops blk_vpc_ops = {
 	.open = vhd_open,
 	.close = vhd_close,
 	.preadv = vhd_preadv,
-	.pwritev = vhd_pwritev,
-	.flush = vhd_flush,
-	.discard = vhd_discard,
-	.write_zeroes = vhd_write_zeroes,
+	.pwritev = blk_ro_pwritev,
+	.flush = blk_ro_flush,
+	.discard = blk_ro_discard,
+	.write_zeroes = blk_ro_write_zeroes,
 	.block_status = vhd_block_status,
 	.info = vhd_info,
 };

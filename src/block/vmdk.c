@@ -11,6 +11,7 @@
  * grain must inflate to exactly one grain. Grain tables are read on demand
  * into a small cache (a mutex: several workers read at once). */
 #include "kumo/block.h"
+#include "blk_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -54,23 +55,6 @@ struct vmdk {
 	uint64_t clock;
 	struct gt_slot cache[GT_CACHE];
 };
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t at = 0;
-
-	while (at < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + at, len - at, (off_t)(off + at));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		at += (size_t)n;
-	}
-	return 0;
-}
 
 static bool vmdk_probe(const uint8_t *head, size_t len)
 {
@@ -123,7 +107,7 @@ static int read_descriptor(struct blk_image *img, struct vmdk *s, const uint8_t 
 		*why = "out of memory";
 		return -ENOMEM;
 	}
-	if ((err = pread_full(img->fd, d, len * SECTOR, off * SECTOR)))
+	if ((err = blk_pread_full(img->fd, d, len * SECTOR, off * SECTOR)))
 		*why = "cannot read the VMDK descriptor";
 	else
 		err = parse_descriptor(s, d, why);
@@ -142,7 +126,7 @@ static int read_footer(struct blk_image *img, struct vmdk *s, uint8_t *h, const 
 		*why = "VMDK stream too short for its footer";
 		return -EINVAL;
 	}
-	if ((err = pread_full(img->fd, t, sizeof(t), s->file_size - sizeof(t)))) {
+	if ((err = blk_pread_full(img->fd, t, sizeof(t), s->file_size - sizeof(t)))) {
 		*why = "cannot read the VMDK footer";
 		return err;
 	}
@@ -227,7 +211,7 @@ static int vmdk_open(struct blk_image *img, const char **why)
 	for (int i = 0; i < GT_CACHE; i++)
 		s->cache[i].gd_index = UINT32_MAX;
 	s->file_size = img->size;
-	if (s->file_size < SECTOR || (err = pread_full(img->fd, h, sizeof(h), 0))) {
+	if (s->file_size < SECTOR || (err = blk_pread_full(img->fd, h, sizeof(h), 0))) {
 		*why = "too small for a VMDK image";
 		err = -EINVAL;
 		goto fail;
@@ -249,7 +233,7 @@ static int vmdk_open(struct blk_image *img, const char **why)
 		err = -ENOMEM;
 		goto fail;
 	}
-	if ((err = pread_full(img->fd, s->gd, (size_t)s->nr_gd * 4, get_le64(h + 56) * SECTOR))) {
+	if ((err = blk_pread_full(img->fd, s->gd, (size_t)s->nr_gd * 4, get_le64(h + 56) * SECTOR))) {
 		*why = "cannot read the VMDK grain directory";
 		goto fail;
 	}
@@ -307,7 +291,7 @@ static int grain_entry(struct blk_image *img, uint64_t off, uint32_t *out)
 		slot->gd_index = UINT32_MAX;
 		if (!slot->gt && !(slot->gt = malloc((size_t)s->gtes * 4)))
 			err = -ENOMEM;
-		else if (!(err = pread_full(img->fd, slot->gt, (size_t)s->gtes * 4, gt_off)))
+		else if (!(err = blk_pread_full(img->fd, slot->gt, (size_t)s->gtes * 4, gt_off)))
 			slot->gd_index = di;
 	}
 	if (!err) {
@@ -330,7 +314,7 @@ static int read_compressed(struct blk_image *img, uint64_t at, uint8_t *grain)
 	if (s->markers) {
 		uint8_t m[12];
 
-		if (!in_file(at, 12, s->file_size) || pread_full(img->fd, m, 12, at))
+		if (!in_file(at, 12, s->file_size) || blk_pread_full(img->fd, m, 12, at))
 			return -EIO;
 		clen = get_le32(m + 8);
 		skip = 12;
@@ -344,7 +328,7 @@ static int read_compressed(struct blk_image *img, uint64_t at, uint8_t *grain)
 	buf = malloc(clen ? clen : 1);
 	if (!buf)
 		return -ENOMEM;
-	if (pread_full(img->fd, buf, clen, at + skip))
+	if (blk_pread_full(img->fd, buf, clen, at + skip))
 		goto out;
 	memset(&z, 0, sizeof(z));
 	if (inflateInit(&z) != Z_OK)
@@ -385,7 +369,7 @@ static int vmdk_read(struct blk_image *img, uint8_t *buf, uint64_t len, uint64_t
 		} else if (!in_file(at + in, run, s->file_size)) {
 			err = -EIO;
 		} else {
-			err = pread_full(img->fd, buf, run, at + in);
+			err = blk_pread_full(img->fd, buf, run, at + in);
 		}
 		buf += run;
 		off += run;
@@ -397,40 +381,7 @@ static int vmdk_read(struct blk_image *img, uint8_t *buf, uint64_t len, uint64_t
 
 static int vmdk_preadv(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
 {
-	int err;
-
-	for (int i = 0; i < n; i++) {
-		if (off > img->size || iov[i].iov_len > img->size - off)
-			return -EINVAL;
-		if ((err = vmdk_read(img, iov[i].iov_base, iov[i].iov_len, off)))
-			return err;
-		off += iov[i].iov_len;
-	}
-	return 0;
-}
-
-static int vmdk_pwritev(struct blk_image *img, const struct iovec *iov, int n, uint64_t off)
-{
-	(void)img, (void)iov, (void)n, (void)off;
-	return -EROFS;
-}
-
-static int vmdk_flush(struct blk_image *img)
-{
-	(void)img;
-	return 0;
-}
-
-static int vmdk_discard(struct blk_image *img, uint64_t off, uint64_t len)
-{
-	(void)img, (void)off, (void)len;
-	return -EROFS;
-}
-
-static int vmdk_write_zeroes(struct blk_image *img, uint64_t off, uint64_t len, bool may_unmap)
-{
-	(void)img, (void)off, (void)len, (void)may_unmap;
-	return -EROFS;
+	return blk_preadv_each(img, iov, n, off, vmdk_read);
 }
 
 /* One grain's status: flags and its file offset (UINT64_MAX: none). */
@@ -505,10 +456,10 @@ const struct blk_format_ops blk_vmdk_ops = {
 	.open = vmdk_open,
 	.close = vmdk_close,
 	.preadv = vmdk_preadv,
-	.pwritev = vmdk_pwritev,
-	.flush = vmdk_flush,
-	.discard = vmdk_discard,
-	.write_zeroes = vmdk_write_zeroes,
+	.pwritev = blk_ro_pwritev,
+	.flush = blk_ro_flush,
+	.discard = blk_ro_discard,
+	.write_zeroes = blk_ro_write_zeroes,
 	.block_status = vmdk_block_status,
 	.info = vmdk_info,
 };

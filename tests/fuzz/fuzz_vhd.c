@@ -1,24 +1,18 @@
 /* Fuzz target: the VHD (vpc) reader on any file. The input is the image;
  * it is opened read-only as vpc (fixed or dynamic), walked with
  * block_status and read where it says data is, with the invariants: runs
- * are non-empty and inside the disk, unallocated runs read as zeros, and
- * nothing reads or allocates past its bounds (ASan). Seeds: a dynamic and
+ * are non-empty and inside the disk, unallocated or zero runs read as
+ * zeros, and nothing reads or allocates past its bounds (ASan). Seeds: a dynamic and
  * a fixed image built here. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "kumo/block.h"
-#include "fuzz_boot.h"
+#include "fuzz_blk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 void fuzz_target_seeds(void (*add)(const char *name, uint8_t *data, size_t len));
-
-#define MAX_STEPS 256
-#define MAX_READ (256 * 1024)
 
 static void put_be32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 static void put_be64(uint8_t *p, uint64_t v) { put_be32(p, v >> 32); put_be32(p + 4, (uint32_t)v); }
@@ -98,55 +92,10 @@ void fuzz_target_seeds(void (*add)(const char *name, uint8_t *data, size_t len))
 	add("vhd-fixed", p, len);
 }
 
-static void walk(struct blk_image *img)
-{
-	uint64_t off = 0, budget = MAX_READ;
-	uint8_t *buf = malloc(MAX_READ);
-
-	FUZZ_CHECK(buf);
-	for (int step = 0; step < MAX_STEPS && off < img->size; step++) {
-		uint64_t pnum = 0, map = 0, want = MIN(img->size - off, 1ULL << 30);
-		int st = img->ops->block_status(img, off, want, &pnum, &map);
-		struct iovec iov;
-
-		if (st < 0)
-			break;
-		FUZZ_CHECK(pnum > 0 && pnum <= want);
-		iov.iov_base = buf;
-		iov.iov_len = MIN(pnum, budget);
-		if (iov.iov_len && !img->ops->preadv(img, &iov, 1, off)) {
-			if (!(st & BLK_ALLOCATED))
-				for (size_t i = 0; i < iov.iov_len; i++)
-					FUZZ_CHECK(!buf[i]);
-		}
-		budget -= iov.iov_len;
-		off += pnum;
-	}
-	free(buf);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const struct blk_open_opts o = { .read_only = true, .format = "vpc" };
-	struct blk_image *img = NULL;
-	const char *why = NULL;
-	char path[64];
-	int fd = memfd_create("fuzz-vhd", MFD_CLOEXEC);
-
 	/* A strong reference: block.c's probe table alone (weak) does not
 	 * link the format in from the library. */
-	FUZZ_CHECK(blk_format("vpc") == &blk_vpc_ops);
-	FUZZ_CHECK(fd >= 0);
-	FUZZ_CHECK(write(fd, data, size) == (ssize_t)size);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (!blk_open2(path, &o, &img, &why)) {
-		struct blk_info bi;
-		FUZZ_CHECK(!img->ops->info(img, &bi));
-		walk(img);
-		blk_close(img);
-	} else {
-		FUZZ_CHECK(why && *why);
-	}
-	close(fd);
+	fuzz_blk_open_walk(data, size, "vpc", &blk_vpc_ops);
 	return 0;
 }

@@ -3,22 +3,17 @@
  * is, with the invariants of fuzz_vhd.c (runs non-empty and inside the
  * disk, unallocated runs read as zeros, no access out of bounds). Seeds:
  * a monolithicSparse and a streamOptimized image built here. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "kumo/block.h"
-#include "fuzz_boot.h"
+#include "fuzz_blk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 void fuzz_target_seeds(void (*add)(const char *name, uint8_t *data, size_t len));
 
-#define MAX_STEPS 256
-#define MAX_READ (256 * 1024)
 #define S 512
 
 /* capacity 64 sectors, 4 KiB grains (8 sectors), 512 entries a table. */
@@ -103,54 +98,10 @@ void fuzz_target_seeds(void (*add)(const char *name, uint8_t *data, size_t len))
 	add("vmdk-stream", p, len);
 }
 
-static void walk(struct blk_image *img)
-{
-	uint64_t off = 0, budget = MAX_READ;
-	uint8_t *buf = malloc(MAX_READ);
-
-	FUZZ_CHECK(buf);
-	for (int step = 0; step < MAX_STEPS && off < img->size; step++) {
-		uint64_t pnum = 0, map = 0, want = MIN(img->size - off, 1ULL << 30);
-		int st = img->ops->block_status(img, off, want, &pnum, &map);
-		struct iovec iov;
-
-		if (st < 0)
-			break;
-		FUZZ_CHECK(pnum > 0 && pnum <= want);
-		iov.iov_base = buf;
-		iov.iov_len = MIN(pnum, budget);
-		if (iov.iov_len && !img->ops->preadv(img, &iov, 1, off) &&
-		    (!(st & BLK_ALLOCATED) || (st & BLK_ZERO)))
-			for (size_t i = 0; i < iov.iov_len; i++)
-				FUZZ_CHECK(!buf[i]);
-		budget -= iov.iov_len;
-		off += pnum;
-	}
-	free(buf);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const struct blk_open_opts o = { .read_only = true, .format = "vmdk" };
-	struct blk_image *img = NULL;
-	const char *why = NULL;
-	char path[64];
-	int fd = memfd_create("fuzz-vmdk", MFD_CLOEXEC);
-
 	/* A strong reference: block.c's probe table alone (weak) does not
 	 * link the format in from the library. */
-	FUZZ_CHECK(blk_format("vmdk") == &blk_vmdk_ops);
-	FUZZ_CHECK(fd >= 0);
-	FUZZ_CHECK(write(fd, data, size) == (ssize_t)size);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (!blk_open2(path, &o, &img, &why)) {
-		struct blk_info bi;
-		FUZZ_CHECK(!img->ops->info(img, &bi));
-		walk(img);
-		blk_close(img);
-	} else {
-		FUZZ_CHECK(why && *why);
-	}
-	close(fd);
+	fuzz_blk_open_walk(data, size, "vmdk", &blk_vmdk_ops);
 	return 0;
 }

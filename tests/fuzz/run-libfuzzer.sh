@@ -61,9 +61,9 @@ for target in ${TARGETS:-bzimage elf unpack decode exec virtq virtio_blk virtio_
 	virtio_net) tsrcs="$top/src/net/tap.c $top/src/devices/virtio/queue.c $top/src/common/util.c $top/src/common/log.c $top/src/vmm/memory.c" tflags='' max_len=4096 ;;
 	exec) tsrcs="$emu_srcs $top/src/common/util.c $top/src/vmm/memory.c" tflags="-I$top/src/emu" max_len=4096 ;;
 	unpack) tsrcs="$srcs $libs $top/tests/unit/images.c" tflags='' max_len=65536 ;;
-	vhd|vmdk) tsrcs="$top/src/block/block.c $top/src/block/raw.c $top/src/block/qcow2.c $top/src/block/qcow2_cache.c $top/src/block/qcow2_cluster.c $top/src/block/qcow2_check.c $top/src/block/vhd.c $top/src/block/vmdk.c $top/src/common/util.c -lz -lzstd -lpthread" tflags='' max_len=65536 ;;
+	vhd|vmdk) tsrcs="$top/src/block/block.c $top/src/block/raw.c $top/src/block/qcow2.c $top/src/block/qcow2_cache.c $top/src/block/qcow2_cluster.c $top/src/block/qcow2_check.c $top/src/block/vhd.c $top/src/block/vmdk.c $top/src/block/blk_util.c $top/tests/fuzz/fuzz_blk.c $top/src/common/util.c -lz -lzstd -lpthread" tflags='' max_len=65536 ;;
 	virtio_blk) tsrcs="$top/src/devices/virtio/blk_req.c $top/src/common/util.c" tflags='' max_len=4096 ;;
-	qcow2) tsrcs="$top/src/common/util.c $top/src/block/block.c $top/src/block/raw.c $top/src/block/qcow2.c $top/src/block/qcow2_cache.c $top/src/block/qcow2_cluster.c $top/src/block/qcow2_check.c -lz -lzstd -lpthread" tflags='' max_len=65536 ;;
+	qcow2) tsrcs="$top/src/common/util.c $top/src/block/block.c $top/src/block/raw.c $top/src/block/qcow2.c $top/src/block/qcow2_cache.c $top/src/block/qcow2_cluster.c $top/src/block/qcow2_check.c $top/src/block/vhd.c $top/src/block/vmdk.c $top/src/block/blk_util.c -lz -lzstd -lpthread" tflags='' max_len=65536 ;;
 	*) tsrcs="$srcs $libs" tflags='' max_len=65536 ;;
 	esac
 	seeds=$work/seeds
