@@ -118,6 +118,7 @@ struct blk_image {
 	char *backing_file;           /* resolved path, malloc'd by the format; NULL: none */
 	char *backing_format;         /* NULL: probe */
 	struct blk_image *backing;    /* opened by blk_open2 (read-only, shared lock) */
+	bool unsafe;                  /* flush does nothing: no durability, no ordering */
 };
 
 struct blk_open_opts {
@@ -125,6 +126,10 @@ struct blk_open_opts {
 	const char *format;           /* NULL: probe; "raw", "qcow2", ... */
 	bool no_backing;              /* leave the backing chain closed (info, rebase -u) */
 	bool force_share;             /* read-only: share with a writer (qemu-img -U) */
+	/* Writes are never made durable, not even metadata before the data
+	 * that needs it (qemu-img convert's default cache=unsafe, for an output
+	 * that is worthless if the tool dies anyway); flush is a no-op. */
+	bool unsafe;
 };
 
 /* Opens path (a regular file or block device), picks its format and opens

@@ -146,6 +146,7 @@ static int open_one(const char *path, const struct blk_open_opts *o, int depth,
 		return -ENOMEM;
 	}
 	img->read_only = o->read_only;
+	img->unsafe = o->unsafe && !o->read_only;
 	img->fd = open(path, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (img->fd < 0) {
 		err = -errno;

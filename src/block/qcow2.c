@@ -56,6 +56,8 @@ int qcow2_sync(struct qcow2 *q)
 {
 	int rc;
 
+	if (q->unsafe)
+		return 0;
 	do
 		rc = fdatasync(q->fd);
 	while (rc && errno == EINTR);
@@ -411,6 +413,7 @@ static int qcow2_open(struct blk_image *img, const char **why)
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_rwlock_init(&q->io, NULL);
 	q->fd = img->fd;
+	q->unsafe = img->unsafe;
 	if ((err = parse_header(q, img, why)))
 		goto fail;
 	if (q->incompat & QCOW2_INC_DATA_FILE) {

@@ -66,6 +66,7 @@ struct qcow2 {
 	 * for reuse takes it exclusive (no stale writer lands in a reused one). */
 	pthread_rwlock_t io;
 	int fd;
+	bool unsafe;            /* img->unsafe: qcow2_sync does nothing */
 	int version;
 	unsigned cb;               /* cluster_bits */
 	uint64_t cs;               /* cluster size */

@@ -108,7 +108,7 @@ static int raw_pwritev(struct blk_image *img, const struct iovec *iov, int n, ui
 
 static int raw_flush(struct blk_image *img)
 {
-	if (img->read_only)
+	if (img->read_only || img->unsafe)
 		return 0;
 	return fdatasync(img->fd) ? -errno : 0;
 }

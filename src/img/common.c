@@ -94,6 +94,13 @@ struct blk_image *img_open(const char *path, const char *fmt, bool read_only, bo
 		.read_only = read_only, .format = fmt, .no_backing = no_backing,
 		.force_share = read_only && img_force_share,
 	};
+
+	return img_open_opts(path, &o);
+}
+
+struct blk_image *img_open_opts(const char *path, const struct blk_open_opts *o)
+{
+	const char *fmt = o->format;
 	struct blk_image *img;
 	const char *why = "cannot open";
 
@@ -101,7 +108,7 @@ struct blk_image *img_open(const char *path, const char *fmt, bool read_only, bo
 		img_err("Unknown file format '%s'", fmt);
 		return NULL;
 	}
-	if (blk_open2(path, &o, &img, &why)) {
+	if (blk_open2(path, o, &img, &why)) {
 		img_err("Could not open '%s': %s", path, why);
 		return NULL;
 	}

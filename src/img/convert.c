@@ -235,7 +235,8 @@ int img_convert(int argc, char **argv)
 		if (img_do_create(dst, ofmt, &o, true))
 			goto out;
 	}
-	c.dst = img_open(dst, ofmt, false, true);
+	c.dst = img_open_opts(dst, &(struct blk_open_opts){ .format = ofmt, .no_backing = true,
+							     .unsafe = !c.flush });
 	if (!c.dst)
 		goto out;
 	if (c.dst->size < c.src->size) {

@@ -40,6 +40,8 @@ extern bool img_force_share;
 /* Opens path for the tool: *why printed as qemu-img does ("Could not open
  * 'X': REASON"). fmt NULL probes. Returns NULL after printing the error. */
 struct blk_image *img_open(const char *path, const char *fmt, bool read_only, bool no_backing);
+/* The same with every option (e.g. unsafe for convert's output). */
+struct blk_image *img_open_opts(const char *path, const struct blk_open_opts *o);
 
 /* Reads [off, off+len) of img as the guest sees it: this image, else its
  * backing chain, else zeros (past a shorter backing file too). */
