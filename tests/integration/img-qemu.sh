@@ -168,6 +168,24 @@ for e in m:
 	qemu-img create -f qcow2 n.qcow2 8M >/dev/null
 	want 0 convert -n -O qcow2 src.raw n.qcow2
 	qemu-img compare src.raw n.qcow2 >/dev/null || fail "-n output differs"
+	# -t: unsafe (the default) syncs the output only when create makes it
+	# (once); writeback also keeps qcow2's ordered metadata flushes (512-byte
+	# clusters: several) and the last flush. (LeakSanitizer cannot run
+	# under ptrace.)
+	if command -v strace >/dev/null; then
+		for t in unsafe writeback; do
+			rm -f t.qcow2
+			ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+			strace -f -qq -e trace=fdatasync,fsync -o trace.$t \
+				"$kumo" img convert -t $t -O qcow2 -o cluster_size=512 src.raw t.qcow2 ||
+				fail "convert -t $t failed"
+			qcheck t.qcow2
+			qsame t.qcow2 src.raw
+		done
+		u=$(grep -c -E 'f(data)?sync' trace.unsafe) w=$(grep -c -E 'f(data)?sync' trace.writeback)
+		[ "$u" -le 1 ] || fail "-t unsafe synced the output $u times"
+		[ "$w" -ge $((u + 2)) ] || fail "-t writeback synced $w times (unsafe: $u)"
+	fi
 	;;
 create)
 	for args in "-f raw r.img 1.5M" "r0.img 0" "r1.img 1000" "r2.img 1000b" "r3.img 3k" \
