@@ -1,31 +1,21 @@
 /* The benchmark guests' shared part: see bench.h. */
 #include "guest.h"
+#include "cmdline.h"
 
 #define CALIBRATE_MS 50
 
 uint32_t bench_cmdline_num(const char *key, uint32_t def)
 {
-	const char *c = pvh_boot.cmdline;
-	size_t klen = strlen(key);
+	const char *val = cmdline_find(key);
+	uint64_t v;
 
-	for (;;) {
-		while (*c == ' ')
-			c++;
-		if (!*c)
-			return def;
-		if (strncmp(c, key, klen) == 0) {
-			uint64_t v = 0;
-			const char *p = c + klen;
-			for (; *p >= '0' && *p <= '9'; p++)
-				if ((v = v * 10 + (uint64_t)(*p - '0')) > 0xffffffffu)
-					fail("%s too large: %s", key, pvh_boot.cmdline);
-			if (p == c + klen || (*p && *p != ' ') || v == 0)
-				fail("bad %s on the command line: %s", key, pvh_boot.cmdline);
-			return (uint32_t)v;
-		}
-		while (*c && *c != ' ')
-			c++;
-	}
+	if (!val)
+		return def;
+	if (!cmdline_parse_u64(val, &v) || v == 0)
+		fail("bad %s on the command line: %s", key, pvh_boot.cmdline);
+	if (v > 0xffffffffu)
+		fail("%s too large: %s", key, pvh_boot.cmdline);
+	return (uint32_t)v;
 }
 
 uint32_t bench_tsc_khz(void)

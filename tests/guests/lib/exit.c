@@ -22,13 +22,19 @@ void pass(void)
 	guest_exit(0);
 }
 
+void vfail_code(uint32_t code, const char *fmt, va_list ap)
+{
+	kprintf("TEST %s: FAIL ", guest_name);
+	kvprintf(fmt, ap);
+	if (code != 1)
+		kprintf(" (code %u)", code);
+	kprintf("\n");
+	guest_exit(code);
+}
+
 void fail(const char *fmt, ...)
 {
 	va_list ap;
-	kprintf("TEST %s: FAIL ", guest_name);
 	va_start(ap, fmt);
-	kvprintf(fmt, ap);
-	va_end(ap);
-	kprintf("\n");
-	guest_exit(1);
+	vfail_code(1, fmt, ap);
 }

@@ -44,6 +44,9 @@ __attribute__((noreturn)) void guest_exit(uint32_t code);
 __attribute__((noreturn)) void pass(void);
 /* "TEST <name>: FAIL <reason>", exit 1. */
 __attribute__((noreturn, format(printf, 1, 2))) void fail(const char *fmt, ...);
+/* "TEST <name>: FAIL <reason>", plus " (code N)" unless code is 1; exit
+ * code. */
+__attribute__((noreturn, format(printf, 2, 0))) void vfail_code(uint32_t code, const char *fmt, va_list ap);
 /* Halts this CPU for good (interrupts off). */
 __attribute__((noreturn)) void halt_forever(void);
 

@@ -80,7 +80,18 @@ static inline void barrier(void) { __asm__ volatile("" : : : "memory"); }
  * shadow means an interrupt already pending cannot slip in between. */
 static inline void sti_hlt(void) { __asm__ volatile("sti; hlt" : : : "memory"); }
 
+static inline uint8_t mmio_read8(uint64_t addr) { return *(volatile uint8_t *)addr; }
+static inline uint16_t mmio_read16(uint64_t addr) { return *(volatile uint16_t *)addr; }
 static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t *)addr; }
+static inline void mmio_write8(uint64_t addr, uint8_t v) { *(volatile uint8_t *)addr = v; }
+static inline void mmio_write16(uint64_t addr, uint16_t v) { *(volatile uint16_t *)addr = v; }
 static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
+/* Two 32-bit writes, low half first (virtio allows that for 64-bit fields). */
+static inline void mmio_write64(uint64_t addr, uint64_t v)
+{
+	mmio_write32(addr, (uint32_t)v);
+	mmio_write32(addr + 4, (uint32_t)(v >> 32));
+}
+static inline void mfence(void) { __asm__ volatile("mfence" : : : "memory"); }
 
 #endif
