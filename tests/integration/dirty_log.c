@@ -24,16 +24,18 @@ int main(int argc, char **argv)
 		.mem_size = MEM, .ncpus = 1, .kernel = argv[1], .cmdline = "dirty-log",
 		.accel_ops = &kvm_accel_ops,
 	};
-	uint64_t *bitmap = calloc(MEM / 4096 / 64, sizeof(uint64_t));
+	uint64_t *bitmap;
 	const char *why = "";
 	int err, status, rc = 1;
 
-	if (argc != 2 || !bitmap)
+	if (argc != 2)
 		return 2;
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		printf("SKIP: no usable /dev/kvm\n");
 		return 77;
 	}
+	if (!(bitmap = calloc(MEM / 4096 / 64, sizeof(uint64_t))))
+		return 2;
 	if ((err = machine_create(&m, &cfg, &why))) {
 		printf("FAIL: machine_create: %s (%d)\n", why, err);
 		goto out;
