@@ -8,9 +8,8 @@ usage: console.py KUMO_VMM ECHO_GUEST_ELF
 import os, pty, select, subprocess, sys, termios, time
 
 vmm, guest = sys.argv[1], sys.argv[2]
-if not os.path.exists("/dev/kvm"):
-    print("SKIP: no /dev/kvm")
-    sys.exit(77)
+# the console is the same on both engines; emu runs the echo guest anywhere
+accel = "kvm" if os.path.exists("/dev/kvm") else "emu"
 
 
 def read_until(fd, want, timeout=20.0):
@@ -31,7 +30,7 @@ def read_until(fd, want, timeout=20.0):
 
 master, slave = pty.openpty()
 before = termios.tcgetattr(slave)  # cooked, as the child finds it
-child = subprocess.Popen([vmm, "-q", "--accel", "kvm", "--kernel", guest],
+child = subprocess.Popen([vmm, "-q", "--accel", accel, "--kernel", guest],
                          stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
 read_until(master, b"echo: ready")
 during = termios.tcgetattr(slave)
