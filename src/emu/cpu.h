@@ -132,8 +132,10 @@ struct emu_cpu {
 	 * mark_epoch that this TLB's TLB_PLAIN bits agree with (icache.h). */
 	const void *code_cache;
 	uint64_t code_epoch;
-	/* The host's RFLAGS where translated code left (jit.h). */
+	/* The host's RFLAGS where translated code left (jit.h), and the
+	 * guest instructions translated code has completed (a statistic). */
 	uint64_t jit_flags;
+	uint64_t jit_insns;
 	/* emu_run() returns early once this is set (NULL: never): the
 	 * engine's kick flag. */
 	const atomic_bool *stop;

@@ -2206,6 +2206,7 @@ static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, con
 		cpu->lf.op = FLOP_NONE;
 	}
 	cpu->rip += r >> 32;
+	cpu->jit_insns += k;
 	*n = k;
 	if (!(r & EMU_JIT_TAKEN))
 		return 0;

@@ -127,7 +127,7 @@ struct emu_icache *emu_icache_get(void)
 
 /* Decodes the block at phys into the pools (not yet committed). */
 static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, const uint8_t *host_page,
-		  enum emu_mode mode)
+		  enum emu_mode mode, unsigned cpl)
 {
 	unsigned off = phys & 0xfff, pos = 0, n = 0, have;
 	bool chain = false;
@@ -166,7 +166,7 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 				 .first = c->insns_used, .boff = c->bytes_used, .nbytes = (uint16_t)pos,
 				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
 	if (c->jit && mode == MODE_LONG64) {
-		struct emu_jit_result r = emu_jit_block(c->jit, &c->insns[c->insns_used], n);
+		struct emu_jit_result r = emu_jit_block(c->jit, &c->insns[c->insns_used], n, cpl);
 
 		b->native = r.fn;
 		b->native_n = r.ninsn;
@@ -189,7 +189,7 @@ struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const ui
 	    (b->session != c->session &&
 	     !emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes))) {
 		/* A miss, or the bytes changed since: decode (again). */
-		if (!build(c, b, phys, host_page, mode))
+		if (!build(c, b, phys, host_page, mode, cpu->cpl))
 			return NULL;
 	}
 	b->session = c->session;

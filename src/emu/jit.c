@@ -2,6 +2,7 @@
  * the emitter for register-only ALU and MOV (jit.h). */
 #include "jit.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -9,10 +10,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define JIT_BYTES (4u << 20)
-#define JIT_BLOCK_MAX 2048u    /* bytes of host code a block may take, at most */
-#define JIT_INSN_MAX 32u       /* bytes of host code per instruction, at most */
+#define JIT_BYTES (16u << 20)
+#define JIT_BLOCK_MAX 8192u    /* bytes of host code a block may take, at most */
+#define JIT_INSN_MAX 256u      /* bytes of host code per instruction, at most */
 #define JIT_EXIT_MAX 20u       /* bytes of host code per exit, at most */
+#define JIT_EXITS (3 * EMU_JIT_MAX_INSNS) /* exits of a block, at most */
 #define JIT_MIN_PREFIX 4u      /* instructions, unless the prefix is the whole block */
 
 struct emu_jit_buf {
@@ -121,11 +123,33 @@ static void b8(struct emit *e, uint64_t v)
 	e->p += 8;
 }
 
+/* Host registers the code uses: RDI holds cpu; RAX, RCX, RDX and RSI
+ * are scratch (caller-saved in the SysV ABI, so the function needs no
+ * frame). */
+enum { H_RAX = 0, H_RCX = 1, H_RDX = 2, H_RSI = 6 };
+
+/* The TLB probe below computes emu_tlb_set() and indexes the entries
+ * itself: it must agree with cpu.h. */
+_Static_assert(sizeof(struct emu_tlb_entry) == 32 && EMU_TLB_WAYS == 2 && EMU_TLB_SETS == 256,
+	       "the JIT's TLB probe assumes 256 sets of two 32-byte entries");
+_Static_assert(offsetof(struct emu_tlb_entry, vpage) == 0 &&
+	       offsetof(struct emu_tlb_entry, host) < 128 && offsetof(struct emu_tlb_entry, perm) < 128,
+	       "the JIT's TLB probe reaches the entry's fields with 8-bit displacements");
+_Static_assert(offsetof(struct emu_cpu, gpr) + 8 * 16 <= 128,
+	       "the JIT reaches the guest's registers with 8-bit displacements");
+
 /* cpu->gpr[r] is [rdi + 8r]: ModRM mod 01, rm 111 (RDI), disp8 */
 static void gpr_operand(struct emit *e, unsigned reg_field, unsigned r)
 {
-	b1(e, 0x47 | (reg_field << 3));
+	b1(e, (uint8_t)(0x47 | (reg_field << 3)));
 	b1(e, (uint8_t)(offsetof(struct emu_cpu, gpr) + 8 * r));
+}
+
+/* A field of cpu at off: ModRM mod 10, rm 111 (RDI), disp32 */
+static void cpu_operand(struct emit *e, unsigned reg_field, size_t off)
+{
+	b1(e, (uint8_t)(0x87 | (reg_field << 3)));
+	b4(e, (uint32_t)off);
 }
 
 static void rex_w(struct emit *e, unsigned size)
@@ -134,20 +158,30 @@ static void rex_w(struct emit *e, unsigned size)
 		b1(e, 0x48);
 }
 
-/* rax (eax for 4: zero-extended) = guest r */
-static void load(struct emit *e, unsigned size, unsigned r)
+/* host h (the low 32 bits zero-extended for 4) = guest r */
+static void load_to(struct emit *e, unsigned size, unsigned h, unsigned r)
 {
 	rex_w(e, size);
 	b1(e, 0x8b);
-	gpr_operand(e, 0, r);
+	gpr_operand(e, h, r);
 }
 
-/* guest r = rax (all 64 bits: after a 32-bit operation they are zero-extended) */
-static void store(struct emit *e, unsigned r)
+static void load(struct emit *e, unsigned size, unsigned r)
+{
+	load_to(e, size, H_RAX, r);
+}
+
+/* guest r = host h (all 64 bits: after a 32-bit operation they are zero-extended) */
+static void store_from(struct emit *e, unsigned h, unsigned r)
 {
 	b1(e, 0x48);
 	b1(e, 0x89);
-	gpr_operand(e, 0, r);
+	gpr_operand(e, h, r);
+}
+
+static void store(struct emit *e, unsigned r)
+{
+	store_from(e, H_RAX, r);
 }
 
 /* rax op= guest r; alu is the ModRM.reg of group 1 (0 ADD 1 OR 4 AND 5 SUB 6 XOR 7 CMP) */
@@ -198,6 +232,15 @@ static void mov_imm(struct emit *e, unsigned size, uint64_t imm)
 	}
 }
 
+/* lea rax, [rax + disp32] (flags untouched) */
+static void add_rax(struct emit *e, int32_t disp)
+{
+	b1(e, 0x48);
+	b1(e, 0x8d);
+	b1(e, 0x80);
+	b4(e, (uint32_t)disp);
+}
+
 static bool imm_fits(unsigned size, uint64_t imm)
 {
 	return size == 4 || (uint64_t)(int64_t)(int32_t)imm == imm;
@@ -209,12 +252,102 @@ static bool alu_ok(unsigned alu)
 	return alu != 2 && alu != 3;
 }
 
-/* Emits one instruction; false if it is not one the emitter takes.
- * *writes: it writes the flags (*logic: as AND/OR/XOR/TEST do). */
-/* LEA: base + index * scale + disp (+ the next RIP: cpu->rip is the
- * prefix's first instruction, `at` bytes before this one), with MOV and
- * LEA only, which leave the flags alone. */
-static bool emit_lea(struct emit *e, const struct emu_insn *in, unsigned at)
+/* ---- a block's translation: flags, exits ---- */
+
+/* Where the code leaves to emu_run: one stub each, after the body. */
+struct jit_exit {
+	uint8_t *rel[8];        /* rel32 fields of the branches that lead here */
+	unsigned nrel;
+	unsigned k, kind;       /* instructions completed; enum emu_jit_flags */
+	uint32_t bytes;         /* their guest bytes */
+	bool save;              /* the flags are in the host's RFLAGS only: save them */
+	bool taken;             /* EMU_JIT_TAKEN */
+};
+
+struct jit {
+	struct emit e;
+	/* The guest's arithmetic flags, when the prefix has written them
+	 * (kind != JIT_FLAGS_NONE), are in the host's RFLAGS (in_host), in
+	 * cpu->jit_flags (in_mem), or both; never in neither. A memory
+	 * access's TLB probe clobbers the host's: they are saved first. */
+	unsigned kind;
+	bool in_host, in_mem;
+	bool guarded;           /* the CPL the accesses assume is checked */
+	uint8_t cpl;            /* the CPL the block was translated at */
+	unsigned k;             /* the instruction being emitted */
+	uint32_t bytes;         /* the guest bytes before it */
+	int bail;               /* its exit to the interpreter (index), -1 none yet */
+	struct jit_exit exits[JIT_EXITS];
+	unsigned nexits;
+};
+
+static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t bytes)
+{
+	struct jit_exit *x = &j->exits[j->nexits++];
+
+	*x = (struct jit_exit){ .k = k, .kind = j->kind, .bytes = bytes, .taken = taken,
+				.save = j->kind != JIT_FLAGS_NONE && !j->in_mem };
+	return x;
+}
+
+/* jcc rel32 (cc: the low nibble of 0F 8x) to x */
+static void jcc_to(struct jit *j, struct jit_exit *x, unsigned cc)
+{
+	b1(&j->e, 0x0f);
+	b1(&j->e, (uint8_t)(0x80 | cc));
+	assert(x->nrel < ARRAY_SIZE(x->rel));
+	x->rel[x->nrel++] = j->e.p;
+	b4(&j->e, 0);
+}
+
+enum { CC_NE = 0x5, CC_E = 0x4, CC_A = 0x7 };
+
+/* A branch to the interpreter: the instruction being emitted is not
+ * done, nothing of it was (its checks come before its effects). */
+static void bail_if(struct jit *j, unsigned cc)
+{
+	if (j->bail < 0)
+		j->bail = (int)(new_exit(j, j->k, false, j->bytes) - j->exits);
+	jcc_to(j, &j->exits[j->bail], cc);
+}
+
+/* The host's RFLAGS are about to be overwritten by something not the
+ * guest's: keep the guest's in cpu->jit_flags. */
+static void clobber_flags(struct jit *j)
+{
+	if (j->kind != JIT_FLAGS_NONE && !j->in_mem) {
+		b1(&j->e, 0x9c);                  /* pushfq */
+		b1(&j->e, 0x8f);                  /* pop qword [rdi + jit_flags] */
+		cpu_operand(&j->e, 0, offsetof(struct emu_cpu, jit_flags));
+		j->in_mem = true;
+	}
+	j->in_host = false;
+}
+
+/* Something reads the guest's flags in the host's RFLAGS (Jcc, INC/DEC). */
+static void flags_to_host(struct jit *j)
+{
+	if (j->kind != JIT_FLAGS_NONE && !j->in_host) {
+		b1(&j->e, 0xff);                  /* push qword [rdi + jit_flags] */
+		cpu_operand(&j->e, 6, offsetof(struct emu_cpu, jit_flags));
+		b1(&j->e, 0x9d);                  /* popfq */
+		j->in_host = true;
+	}
+}
+
+static void flags_written(struct jit *j, bool logic)
+{
+	j->kind = logic ? JIT_FLAGS_LOGIC : JIT_FLAGS_ARITH;
+	j->in_host = true;
+	j->in_mem = false;
+}
+
+/* ---- memory operands ---- */
+
+/* rax = the operand's effective address, segment base included (64-bit
+ * addressing only; RIP-relative from cpu->rip, the prefix's first
+ * instruction, `at` bytes before this one). Flags untouched. */
+static bool emit_ea(struct emit *e, const struct emu_insn *in, unsigned at)
 {
 	int64_t disp = in->disp;
 
@@ -225,8 +358,7 @@ static bool emit_lea(struct emit *e, const struct emu_insn *in, unsigned at)
 		disp += at + in->len;
 		b1(e, 0x48);                          /* mov rax, [rdi + rip] */
 		b1(e, 0x8b);
-		b1(e, 0x87);
-		b4(e, (uint32_t)offsetof(struct emu_cpu, rip));
+		cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
 	} else if (in->base >= 0) {
 		load(e, 8, (unsigned)in->base);
 	} else {
@@ -236,19 +368,411 @@ static bool emit_lea(struct emit *e, const struct emu_insn *in, unsigned at)
 	if (disp != (int32_t)disp)
 		return false;
 	if (in->index >= 0) {
-		b1(e, 0x48);                          /* mov rcx, guest index */
-		b1(e, 0x8b);
-		gpr_operand(e, 1, (unsigned)in->index);
+		load_to(e, 8, H_RCX, (unsigned)in->index);
 		b1(e, 0x48);                          /* lea rax, [rax + rcx * scale + disp32] */
 		b1(e, 0x8d);
 		b1(e, 0x84);
 		b1(e, (uint8_t)(__builtin_ctz(in->scale) << 6 | 1 << 3 | 0));
+		b4(e, (uint32_t)(int32_t)disp);
 	} else {
-		b1(e, 0x48);                          /* lea rax, [rax + disp32] */
-		b1(e, 0x8d);
-		b1(e, 0x80);
+		add_rax(e, (int32_t)disp);
 	}
-	b4(e, (uint32_t)(int32_t)disp);
+	if (in->seg == SR_FS || in->seg == SR_GS) {
+		b1(e, 0x48);                          /* mov rcx, [rdi + seg base] */
+		b1(e, 0x8b);
+		cpu_operand(e, H_RCX, offsetof(struct emu_cpu, seg) + in->seg * sizeof(struct x86_seg) +
+				      offsetof(struct x86_seg, base));
+		b1(e, 0x48);                          /* lea rax, [rax + rcx] */
+		b1(e, 0x8d);
+		b1(e, 0x04);
+		b1(e, 0x08);
+	}
+	return true;
+}
+
+/* The software TLB's hit path (exec.h: emu_tlb_fast), inline: rax holds
+ * the linear address of a size-byte access; on a hit rdx = its host
+ * address, else the instruction goes to the interpreter, which walks the
+ * page tables, raises the faults, and does MMIO and stores into code.
+ * Stricter than emu_tlb_fast: the page's U bit must be what the CPL
+ * says (a supervisor access to a user page goes to the interpreter, so
+ * SMAP needs no thought here). rax is kept; rcx, rsi and the flags are
+ * not. */
+static void emit_probe(struct jit *j, unsigned size, bool write)
+{
+	struct emit *e = &j->e;
+	unsigned need = TLB_VALID | (write ? TLB_W | TLB_DIRTY | TLB_PLAIN : 0);
+
+	if (!j->guarded) { /* the CPL this code's U checks assume */
+		b1(e, 0x80);                          /* cmp byte [rdi + cpl], imm8 */
+		cpu_operand(e, 7, offsetof(struct emu_cpu, cpl));
+		b1(e, j->cpl);
+		bail_if(j, CC_NE);
+		j->guarded = true;
+	}
+	static const uint8_t hash[] = {
+		0x48, 0x89, 0xc6,                     /* mov rsi, rax */
+		0x48, 0xc1, 0xee, 0x0c,               /* shr rsi, 12: the page */
+		0x48, 0x89, 0xf2,                     /* mov rdx, rsi */
+		0x48, 0xc1, 0xea, 0x08,               /* shr rdx, 8 */
+		0x48, 0x89, 0xf1,                     /* mov rcx, rsi */
+		0x48, 0xc1, 0xe9, 0x10,               /* shr rcx, 16 */
+		0x48, 0x31, 0xca,                     /* xor rdx, rcx */
+		0x48, 0x31, 0xf2,                     /* xor rdx, rsi */
+		0x0f, 0xb6, 0xd2,                     /* movzx edx, dl: the set */
+		0xc1, 0xe2, 0x06,                     /* shl edx, 6: its two entries */
+	};
+	memcpy(e->p, hash, sizeof(hash));
+	e->p += sizeof(hash);
+	b1(e, 0x48);                                  /* lea rdx, [rdi + rdx + tlb] */
+	b1(e, 0x8d);
+	b1(e, 0x94);
+	b1(e, 0x17);
+	b4(e, (uint32_t)offsetof(struct emu_cpu, tlb));
+	static const uint8_t ways[] = {
+		0x48, 0x3b, 0x32,                     /* cmp rsi, [rdx] */
+		0x74, 0x0d,                           /* je hit */
+		0x48, 0x83, 0xc2, 0x20,               /* add rdx, 32: way 1 */
+		0x48, 0x3b, 0x32,                     /* cmp rsi, [rdx] */
+	};
+	memcpy(e->p, ways, sizeof(ways));
+	e->p += sizeof(ways);
+	bail_if(j, CC_NE);                            /* (6 bytes) hit: */
+	b1(e, 0x0f);                                  /* movzx ecx, byte [rdx + perm] */
+	b1(e, 0xb6);
+	b1(e, 0x4a);
+	b1(e, (uint8_t)offsetof(struct emu_tlb_entry, perm));
+	b1(e, 0x81);                                  /* and ecx, need | U */
+	b1(e, 0xe1);
+	b4(e, need | TLB_U);
+	b1(e, 0x81);                                  /* cmp ecx, need (+ U at CPL 3) */
+	b1(e, 0xf9);
+	b4(e, need | (j->cpl == 3 ? TLB_U : 0));
+	bail_if(j, CC_NE);
+	b1(e, 0x48);                                  /* mov rdx, [rdx + host] */
+	b1(e, 0x8b);
+	b1(e, 0x52);
+	b1(e, (uint8_t)offsetof(struct emu_tlb_entry, host));
+	b1(e, 0x48);                                  /* test rdx, rdx: MMIO */
+	b1(e, 0x85);
+	b1(e, 0xd2);
+	bail_if(j, CC_E);
+	b1(e, 0x89);                                  /* mov ecx, eax */
+	b1(e, 0xc1);
+	b1(e, 0x81);                                  /* and ecx, 0xfff */
+	b1(e, 0xe1);
+	b4(e, 0xfff);
+	b1(e, 0x81);                                  /* cmp ecx, 4096 - size: within the page */
+	b1(e, 0xf9);
+	b4(e, 4096 - size);
+	bail_if(j, CC_A);
+	b1(e, 0x48);                                  /* add rdx, rcx */
+	b1(e, 0x01);
+	b1(e, 0xca);
+}
+
+/* A new RIP in host register h (RAX or RCX) must be canonical, or the
+ * instruction goes to the interpreter (which raises the #GP). Uses RSI. */
+static void check_canonical(struct jit *j, unsigned h)
+{
+	struct emit *e = &j->e;
+
+	b1(e, 0x48);                                  /* mov rsi, h */
+	b1(e, 0x89);
+	b1(e, (uint8_t)(0xc6 | h << 3));
+	b1(e, 0x48);                                  /* shl rsi, 16 */
+	b1(e, 0xc1);
+	b1(e, 0xe6);
+	b1(e, 16);
+	b1(e, 0x48);                                  /* sar rsi, 16 */
+	b1(e, 0xc1);
+	b1(e, 0xfe);
+	b1(e, 16);
+	b1(e, 0x48);                                  /* cmp rsi, h */
+	b1(e, 0x39);
+	b1(e, (uint8_t)(0xc6 | h << 3));
+	bail_if(j, CC_NE);
+}
+
+/* rcx = the byte register r of an instruction with the given REX (AH..BH
+ * without one), zero-extended in the low byte at least. */
+static void load_byte_reg(struct emit *e, unsigned rex, unsigned r)
+{
+	if (!rex && r >= 4 && r < 8) {
+		load_to(e, 8, H_RCX, r - 4);
+		b1(e, 0x48);                          /* shr rcx, 8 */
+		b1(e, 0xc1);
+		b1(e, 0xe9);
+		b1(e, 8);
+	} else {
+		load_to(e, 8, H_RCX, r);
+	}
+}
+
+/* size-prefix bytes for an operation on [rdx]: 1 uses the byte opcode */
+static void op_size(struct emit *e, unsigned size)
+{
+	if (size == 2)
+		b1(e, 0x66);
+	rex_w(e, size);
+}
+
+/* Instructions with a memory operand, and the stack's PUSH/POP/CALL/RET.
+ * 1: emitted; 0: not one the emitter takes (nothing emitted); *writes,
+ * *logic: as emit_insn. *ends: the block's last (a CALL/RET/JMP that left). */
+static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes, bool *logic,
+			 bool *ends)
+{
+	struct emit *e = &j->e;
+	unsigned op = in->op, size = in->opsize, alu, opreg = (op & 7) | ((in->rex & 1) << 3);
+	bool mem = in->has_modrm && in->mod != 3;
+	uint8_t *mark = e->p;
+	bool in_host = j->in_host, in_mem = j->in_mem, guarded = j->guarded;
+	unsigned nexits = j->nexits;
+
+	if (in->map == MAP_0F) {
+		if ((op != 0xb6 && op != 0xb7) || !mem) /* MOVZX r, m8/m16 */
+			return 0;
+		clobber_flags(j);
+		if (!emit_ea(e, in, j->bytes))
+			goto undo;
+		emit_probe(j, op == 0xb6 ? 1 : 2, false);
+		b1(e, 0x0f);                          /* movzx eax, byte/word [rdx] */
+		b1(e, op);
+		b1(e, 0x02);
+		store(e, in->reg);
+		return 1;
+	}
+	if (in->map != MAP_1B)
+		return 0;
+	switch (op) {
+	case 0x50 ... 0x57: /* PUSH r64 */
+	case 0x68: case 0x6a: /* PUSH imm */
+		if (size != 8)
+			return 0;
+		clobber_flags(j);
+		load(e, 8, X86_RSP);
+		add_rax(e, -8);
+		emit_probe(j, 8, true);
+		if (op >= 0x68) {
+			b1(e, 0x48);                  /* mov qword [rdx], imm32 */
+			b1(e, 0xc7);
+			b1(e, 0x02);
+			b4(e, (uint32_t)in->imm);
+		} else {
+			load_to(e, 8, H_RCX, opreg);  /* the old RSP for PUSH RSP */
+			b1(e, 0x48);                  /* mov [rdx], rcx */
+			b1(e, 0x89);
+			b1(e, 0x0a);
+		}
+		store(e, X86_RSP);
+		return 1;
+	case 0x58 ... 0x5f: /* POP r64 */
+		if (size != 8)
+			return 0;
+		clobber_flags(j);
+		load(e, 8, X86_RSP);
+		emit_probe(j, 8, false);
+		b1(e, 0x48);                          /* mov rcx, [rdx] */
+		b1(e, 0x8b);
+		b1(e, 0x0a);
+		add_rax(e, 8);
+		store(e, X86_RSP);
+		store_from(e, H_RCX, opreg);          /* after: POP RSP loads RSP */
+		return 1;
+	case 0xe8: /* CALL rel32: push, then leave as a taken branch does */
+		if (size != 8)
+			return 0;
+		clobber_flags(j);
+		b1(e, 0x48);                          /* mov rax, [rdi + rip] */
+		b1(e, 0x8b);
+		cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
+		if ((int64_t)(j->bytes + in->len) + (int64_t)in->imm != (int32_t)((int64_t)(j->bytes + in->len) + (int64_t)in->imm))
+			goto undo;
+		add_rax(e, (int32_t)(j->bytes + in->len + in->imm));
+		check_canonical(j, H_RAX);            /* the target: #GP before the push */
+		load(e, 8, X86_RSP);
+		add_rax(e, -8);
+		emit_probe(j, 8, true);
+		b1(e, 0x48);                          /* mov rcx, [rdi + rip] */
+		b1(e, 0x8b);
+		cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rip));
+		b1(e, 0x48);                          /* lea rcx, [rcx + disp32]: the return address */
+		b1(e, 0x8d);
+		b1(e, 0x89);
+		b4(e, j->bytes + in->len);
+		b1(e, 0x48);                          /* mov [rdx], rcx */
+		b1(e, 0x89);
+		b1(e, 0x0a);
+		store(e, X86_RSP);
+		*ends = true;
+		return 1;
+	case 0xc2: case 0xc3: /* RET [imm16] */
+		if (size != 8)
+			return 0;
+		clobber_flags(j);
+		load(e, 8, X86_RSP);
+		emit_probe(j, 8, false);
+		b1(e, 0x48);                          /* mov rcx, [rdx] */
+		b1(e, 0x8b);
+		b1(e, 0x0a);
+		check_canonical(j, H_RCX);
+		add_rax(e, 8 + (op == 0xc2 ? (int32_t)(in->imm & 0xffff) : 0));
+		store(e, X86_RSP);
+		b1(e, 0x48);                          /* mov [rdi + rip], rcx */
+		b1(e, 0x89);
+		cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rip));
+		*ends = true;
+		return 1;
+	}
+	if (!mem)
+		return 0;
+	/* The rest have a ModRM memory operand: which access, how big. */
+	bool byte = false, wr = false, rd = true;
+	alu = 0;
+	switch (op) {
+	case 0x01: case 0x09: case 0x21: case 0x29: case 0x31: case 0x39: /* op m, r */
+	case 0x03: case 0x0b: case 0x23: case 0x2b: case 0x33: case 0x3b: /* op r, m */
+		wr = !(op & 2) && op != 0x39;
+		break;
+	case 0x81: case 0x83:
+		if (!alu_ok(in->reg & 7) || !imm_fits(size, in->imm))
+			return 0;
+		wr = (in->reg & 7) != 7;
+		break;
+	case 0x80:
+		if (!alu_ok(in->reg & 7))
+			return 0;
+		byte = true;
+		wr = (in->reg & 7) != 7;
+		break;
+	case 0x85: case 0x8b:
+		break;
+	case 0x89:
+		wr = true, rd = false;
+		break;
+	case 0x88:
+		byte = wr = true, rd = false;
+		break;
+	case 0xc7:
+		if ((in->reg & 7) || !imm_fits(size, in->imm))
+			return 0;
+		wr = true, rd = false;
+		break;
+	case 0xc6:
+		if (in->reg & 7)
+			return 0;
+		byte = wr = true, rd = false;
+		break;
+	case 0xf6: case 0xf7: /* TEST m, imm */
+		if (in->reg & 7 || (op == 0xf7 && !imm_fits(size, in->imm)))
+			return 0;
+		byte = op == 0xf6;
+		break;
+	default:
+		return 0;
+	}
+	(void)rd;
+	if (byte)
+		size = 1;
+	clobber_flags(j);
+	if (!emit_ea(e, in, j->bytes))
+		goto undo;
+	emit_probe(j, size, wr);
+	switch (op) {
+	case 0x01: case 0x09: case 0x21: case 0x29: case 0x31: case 0x39:
+		alu = op >> 3;
+		load_to(e, 8, H_RCX, in->reg);
+		op_size(e, size);
+		b1(e, (uint8_t)(alu << 3 | 1));       /* op [rdx], ecx/rcx */
+		b1(e, 0x0a);
+		break;
+	case 0x03: case 0x0b: case 0x23: case 0x2b: case 0x33: case 0x3b:
+		alu = op >> 3;
+		load(e, size, in->reg);
+		op_size(e, size);
+		b1(e, (uint8_t)(alu << 3 | 3));       /* op eax/rax, [rdx] */
+		b1(e, 0x02);
+		if (alu != 7)
+			store(e, in->reg);
+		break;
+	case 0x80: case 0x81: case 0x83:
+		alu = in->reg & 7;
+		op_size(e, size);
+		b1(e, op == 0x80 ? 0x80 : 0x81);      /* op [rdx], imm */
+		b1(e, (uint8_t)(alu << 3 | 2));
+		if (size == 1)
+			b1(e, (uint8_t)in->imm);
+		else
+			b4(e, (uint32_t)in->imm);
+		break;
+	case 0x85:
+		alu = 4;
+		load_to(e, 8, H_RCX, in->reg);
+		op_size(e, size);
+		b1(e, 0x85);                          /* test [rdx], ecx/rcx */
+		b1(e, 0x0a);
+		break;
+	case 0xf6: case 0xf7:
+		alu = 4;
+		op_size(e, size);
+		b1(e, op);                            /* test [rdx], imm */
+		b1(e, 0x02);
+		if (size == 1)
+			b1(e, (uint8_t)in->imm);
+		else
+			b4(e, (uint32_t)in->imm);
+		break;
+	case 0x8b:
+		op_size(e, size);
+		b1(e, 0x8b);                          /* mov eax/rax, [rdx] */
+		b1(e, 0x02);
+		store(e, in->reg);
+		return 1;
+	case 0x88: case 0x89:
+		if (size == 1)
+			load_byte_reg(e, in->rex, in->reg);
+		else
+			load_to(e, 8, H_RCX, in->reg);
+		op_size(e, size);
+		b1(e, op);                            /* mov [rdx], cl/ecx/rcx */
+		b1(e, 0x0a);
+		return 1;
+	case 0xc6: case 0xc7:
+		op_size(e, size);
+		b1(e, op);                            /* mov [rdx], imm */
+		b1(e, 0x02);
+		if (size == 1)
+			b1(e, (uint8_t)in->imm);
+		else
+			b4(e, (uint32_t)in->imm);
+		return 1;
+	}
+	*writes = true;
+	*logic = alu == 1 || alu == 4 || alu == 6;
+	return 1;
+undo:
+	e->p = mark;
+	j->in_host = in_host;
+	j->in_mem = in_mem;
+	j->guarded = guarded;
+	j->nexits = nexits;
+	j->bail = -1;
+	return 0;
+}
+
+/* Register-only instructions. Emits one; false if it is not one the
+ * emitter takes. *writes: it writes the flags (*logic: as AND/OR/XOR/TEST
+ * do). */
+/* LEA: base + index * scale + disp (+ the next RIP), flags untouched. */
+static bool emit_lea(struct jit *j, const struct emu_insn *in)
+{
+	struct emit *e = &j->e;
+
+	if (in->seg == SR_FS || in->seg == SR_GS) /* LEA ignores segments */
+		return false;
+	if (!emit_ea(e, in, j->bytes))
+		return false;
 	if (in->opsize == 4) {
 		b1(e, 0x89);                          /* mov eax, eax */
 		b1(e, 0xc0);
@@ -257,17 +781,14 @@ static bool emit_lea(struct emit *e, const struct emu_insn *in, unsigned at)
 	return true;
 }
 
-static bool emit_insn(struct emit *e, const struct emu_insn *in, unsigned at, bool flags_in_host,
-		      bool *writes, bool *logic)
+static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bool *logic)
 {
+	struct emit *e = &j->e;
 	unsigned size = in->opsize, op = in->op, alu;
 	bool reg = in->has_modrm && in->mod == 3;
 	unsigned opreg = (op & 7) | ((in->rex & 1) << 3);
+	bool flags_in_host = j->kind != JIT_FLAGS_NONE;
 
-	if (in->lock || in->rep || (size != 4 && size != 8))
-		return false;
-	*writes = false;
-	*logic = false;
 	if (in->map == MAP_0F) {
 		if (in->op != 0xaf || !reg) /* IMUL r, r/m: CF OF (the rest undefined) */
 			return false;
@@ -343,7 +864,7 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, unsigned at, bo
 		*writes = *logic = true;
 		return true;
 	case 0x8d:
-		return emit_lea(e, in, at);
+		return emit_lea(j, in);
 	case 0x89:
 		if (!reg)
 			return false;
@@ -374,12 +895,15 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, unsigned at, bo
 			/* CF and OF, the rest kept: exact where the host's flags
 			 * are the guest's; else only where the block overwrites
 			 * them (emu_jit_block makes sure that is in the prefix) */
+			flags_to_host(j);
 			load(e, size, in->rm);
 			rex_w(e, size);
 			b1(e, 0xc1);
 			b1(e, (uint8_t)(0xc0 | grp << 3));
 			b1(e, (uint8_t)count);
 			store(e, in->rm);
+			if (flags_in_host) /* the guest's flags, changed: only in the host now */
+				j->in_mem = false;
 			return true;
 		}
 		if (!reg || (grp != 4 && grp != 5 && grp != 7) || !count)
@@ -396,6 +920,7 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, unsigned at, bo
 	case 0xff: /* INC/DEC keep CF: only where the host's CF is the guest's */
 		if (!reg || (in->reg & 7) > 1 || !flags_in_host)
 			return false;
+		flags_to_host(j);
 		load(e, size, in->rm);
 		rex_w(e, size);
 		b1(e, 0xff);
@@ -407,103 +932,153 @@ static bool emit_insn(struct emit *e, const struct emu_insn *in, unsigned at, bo
 	return false;
 }
 
-/* An exit: the flags (when the prefix wrote them) into cpu->jit_flags,
- * and the return value for emu_run (jit.h: EMU_JIT_*). */
-static void emit_exit(struct emit *e, unsigned k, unsigned kind, bool taken, uint32_t bytes)
+/* An exit's stub: the flags (when they are only in the host's RFLAGS)
+ * into cpu->jit_flags, and the return value for emu_run (jit.h). */
+static void emit_exit(struct emit *e, const struct jit_exit *x)
 {
-	if (kind != JIT_FLAGS_NONE) {
+	if (x->save) {
 		b1(e, 0x9c);                      /* pushfq */
-		b1(e, 0x8f);                      /* pop qword [rdi + disp32] */
-		b1(e, 0x87);
-		b4(e, (uint32_t)offsetof(struct emu_cpu, jit_flags));
+		b1(e, 0x8f);                      /* pop qword [rdi + jit_flags] */
+		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
 	}
 	b1(e, 0x48);                              /* movabs rax, imm64 */
 	b1(e, 0xb8);
-	b8(e, (uint64_t)k | (uint64_t)kind << 8 | (taken ? EMU_JIT_TAKEN : 0) | (uint64_t)bytes << 32);
+	b8(e, (uint64_t)x->k | (uint64_t)x->kind << 8 | (x->taken ? EMU_JIT_TAKEN : 0) |
+		      (uint64_t)x->bytes << 32);
 	b1(e, 0xc3);                              /* ret */
 }
 
-struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn *insns, unsigned n)
+static bool is_jcc(const struct emu_insn *in)
+{
+	return in->map == MAP_1B ? in->op >= 0x70 && in->op <= 0x7f
+				 : in->map == MAP_0F && in->op >= 0x80 && in->op <= 0x8f;
+}
+
+struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_insn *insns, unsigned n,
+				   unsigned cpl)
 {
 	struct emu_jit_result r = { 0 };
-	uint8_t *start = j->rw + j->used;
-	struct emit e = { .p = start };
-	struct {
-		uint8_t *rel;          /* the Jcc's rel32 */
-		unsigned k, kind;
-		uint32_t bytes;
-	} jcc[EMU_JIT_MAX_INSNS];
-	unsigned k, njcc = 0, kind = JIT_FLAGS_NONE, bytes = 0;
+	uint8_t *start = jb->rw + jb->used;
+	struct jit j = { .e = { .p = start }, .kind = JIT_FLAGS_NONE, .cpl = (uint8_t)cpl, .bail = -1 };
 	/* A rotate whose flags are dead, with the host's flags not the
 	 * guest's: the prefix must reach the instruction that overwrites
 	 * them, or end before the rotate. */
 	struct {
 		uint8_t *p;
-		unsigned k, njcc, bytes;
+		unsigned k, nexits;
+		uint32_t bytes;
+		bool guarded;
 	} undo = { 0 };
-	bool unsettled = false;
+	bool unsettled = false, ended = false;
+	unsigned k;
 
-	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS &&
-		    (unsigned)(e.p - start) + JIT_INSN_MAX + (njcc + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX;
+	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS && j.nexits + 3 <= JIT_EXITS &&
+		    (unsigned)(j.e.p - start) + JIT_INSN_MAX + (j.nexits + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX;
 	     k++) {
 		const struct emu_insn *in = &insns[k];
-		uint8_t *mark = e.p;
-		bool w, l;
+		uint8_t *mark = j.e.p;
+		bool in_host = j.in_host, in_mem = j.in_mem, guarded = j.guarded, w = false, l = false;
+		bool ends = false;
+		unsigned nexits = j.nexits;
 
-		if (in->map == MAP_1B ? in->op >= 0x70 && in->op <= 0x7f
-				      : in->map == MAP_0F && in->op >= 0x80 && in->op <= 0x8f) {
-			/* Jcc: on the host's flags, which must be the guest's */
-			if (kind == JIT_FLAGS_NONE)
+		j.k = k;
+		j.bail = -1;
+		if (is_jcc(in)) {
+			/* on the host's flags, which must be the guest's */
+			if (j.kind == JIT_FLAGS_NONE)
 				break;
-			b1(&e, 0x0f);
-			b1(&e, (uint8_t)(0x80 | (in->op & 15)));
-			jcc[njcc].rel = e.p;
-			jcc[njcc].k = k;
-			jcc[njcc].kind = kind;
-			jcc[njcc].bytes = bytes;
-			njcc++;
-			b4(&e, 0);
-			bytes += in->len;
+			flags_to_host(&j);
+			jcc_to(&j, new_exit(&j, k, true, j.bytes), in->op & 15);
+			j.bytes += in->len;
 			continue;
 		}
-		if (kind == JIT_FLAGS_NONE && !unsettled && in->map == MAP_1B &&
-		    (in->op == 0xc1 || in->op == 0xd1) && (in->reg & 7) <= 1) {
-			undo.p = e.p;
-			undo.k = k;
-			undo.njcc = njcc;
-			undo.bytes = bytes;
-			unsettled = true;
-		}
-		if (!emit_insn(&e, in, bytes, kind != JIT_FLAGS_NONE, &w, &l)) {
-			e.p = mark;
+		if (in->map == MAP_1B && (in->op == 0xe9 || in->op == 0xeb) && in->opsize == 8) {
+			/* JMP rel: leave as a taken branch does */
+			struct jit_exit *x = new_exit(&j, k, true, j.bytes);
+
+			emit_exit(&j.e, x);
+			j.nexits--;
+			ended = true;
+			k++;
 			break;
 		}
+		if (j.kind == JIT_FLAGS_NONE && !unsettled && in->map == MAP_1B &&
+		    (in->op == 0xc1 || in->op == 0xd1) && (in->reg & 7) <= 1) {
+			undo.p = j.e.p;
+			undo.k = k;
+			undo.nexits = j.nexits;
+			undo.bytes = j.bytes;
+			undo.guarded = j.guarded;
+			unsettled = true;
+		}
+		bool ok = !in->lock && (!in->rep || (in->map == MAP_1B && in->op == 0xc3)) &&
+			  (in->opsize == 4 || in->opsize == 8);
+
+		if (ok && !emit_insn(&j, in, &w, &l)) {
+			j.e.p = mark;
+			j.in_host = in_host;
+			j.in_mem = in_mem;
+			ok = emit_mem_insn(&j, in, &w, &l, &ends);
+		}
+		if (!ok) {
+			j.e.p = mark;
+			j.in_host = in_host;
+			j.in_mem = in_mem;
+			j.guarded = guarded;
+			j.nexits = nexits;
+			break;
+		}
+		assert(j.e.p - mark <= (ptrdiff_t)JIT_INSN_MAX);
 		if (w) {
-			kind = l ? JIT_FLAGS_LOGIC : JIT_FLAGS_ARITH;
+			flags_written(&j, l);
 			unsettled = false;
 		}
-		bytes += in->len;
+		if (ends) {
+			/* CALL: the push is done, the branch is the caller's
+			 * (taken, as a Jcc); RET: RIP is set, the RET counted */
+			struct jit_exit *x = in->op == 0xe8 ? new_exit(&j, k, true, j.bytes)
+							    : new_exit(&j, k + 1, false, 0);
+
+			emit_exit(&j.e, x);
+			j.nexits--;
+			ended = true;
+			k++;
+			break;
+		}
+		j.bytes += in->len;
 	}
 	if (unsettled) {
-		e.p = undo.p;
+		j.e.p = undo.p;
 		k = undo.k;
-		njcc = undo.njcc;
-		bytes = undo.bytes;
+		j.nexits = undo.nexits;
+		j.bytes = undo.bytes;
+		j.guarded = undo.guarded;
+		ended = false;
 	}
 	/* A short prefix that leaves the rest of its block to the interpreter
 	 * costs more (a call, an exit, the flags) than it saves. */
 	if (!k || (k < JIT_MIN_PREFIX && k < n && atomic_load(&jit_switch) != 2))
 		return r;
-	emit_exit(&e, k, kind, false, bytes);
-	for (unsigned i = 0; i < njcc; i++) {
-		int32_t rel = (int32_t)(e.p - (jcc[i].rel + 4));
+	if (!ended) {
+		struct jit_exit *x = new_exit(&j, k, false, j.bytes);
 
-		memcpy(jcc[i].rel, &rel, 4);
-		emit_exit(&e, jcc[i].k, jcc[i].kind, true, jcc[i].bytes);
+		emit_exit(&j.e, x);
+		j.nexits--;
 	}
-	r.fn = (emu_native_fn)(void *)(j->rx + j->used);
+	for (unsigned i = 0; i < j.nexits; i++) {
+		struct jit_exit *x = &j.exits[i];
+
+		for (unsigned b = 0; b < x->nrel; b++) {
+			int32_t rel = (int32_t)(j.e.p - (x->rel[b] + 4));
+
+			memcpy(x->rel[b], &rel, 4);
+		}
+		emit_exit(&j.e, x);
+	}
+	assert((unsigned)(j.e.p - start) <= JIT_BLOCK_MAX);
+	r.fn = (emu_native_fn)(void *)(jb->rx + jb->used);
 	r.ninsn = (uint8_t)k;
-	j->used += (uint32_t)((e.p - start + 15) & ~15);
+	jb->used += (uint32_t)((j.e.p - start + 15) & ~15);
 	atomic_fetch_add(&jit_count, k);
 	return r;
 }

@@ -3,15 +3,23 @@
  * the environment, before the thread's decoded-block cache is made.
  *
  * What it does so far: the longest prefix of a 64-bit block made of
- * register-only ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, LEA, SHL/SHR/SAR by a
- * constant, IMUL r, r and (after another flag writer) INC/DEC, on 32 and
- * 64-bit operands, and of conditional branches (after a flag writer),
- * becomes one host function. Guest registers stay in cpu->gpr (the
- * function gets cpu in RDI and works through RAX); the arithmetic flags
- * are those of the host's own instructions, which a Jcc reads where they
- * are, captured (PUSHFQ) only where the function leaves — never per
- * instruction. A taken Jcc leaves the block; the rest of the block, after
- * the prefix, runs in the interpreter. Code lives in a memfd mapped twice, writable for
+ * ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, LEA, SHL/SHR/SAR by a constant,
+ * IMUL r, r and (after another flag writer) INC/DEC on 32 and 64-bit
+ * registers; of the same ALU operations, MOV and MOVZX with a memory
+ * operand (byte forms of MOV, CMP-like group 1 and TEST with an
+ * immediate); of PUSH, POP, CALL rel32, RET and JMP rel; and of
+ * conditional branches (after a flag writer), becomes one host function.
+ * Guest registers stay in cpu->gpr (the function gets cpu in RDI and
+ * works through RAX, RCX, RDX and RSI); the arithmetic flags are those of
+ * the host's own instructions, which a Jcc reads where they are, saved
+ * (PUSHFQ) only where the function leaves or a memory access's TLB probe
+ * would overwrite them — never per instruction. A memory access probes
+ * the software TLB inline (exec.h: emu_tlb_fast, stricter); a miss, a
+ * store into code, MMIO, a page crossing or a supervisor access to a
+ * user page leaves for the interpreter at that instruction, before any
+ * of it is done, so no fault is ever raised in translated code. A taken
+ * Jcc leaves the block; the rest of the block, after the prefix, runs in
+ * the interpreter. Code lives in a memfd mapped twice, writable for
  * the emitter and executable for the CPU: no page is both. */
 #ifndef KUMO_EMU_JIT_H
 #define KUMO_EMU_JIT_H
@@ -59,8 +67,10 @@ struct emu_jit_result {
 };
 
 /* Translates the longest prefix of insns[0..n) (decoded in 64-bit mode)
- * that it can. */
-struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn *insns, unsigned n);
+ * that it can, for a CPU at privilege level cpl: the code's memory
+ * accesses assume it and leave for the interpreter when it differs. */
+struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn *insns, unsigned n,
+				   unsigned cpl);
 
 /* Guest instructions translated so far, by every thread (for tests). */
 uint64_t emu_jit_translated(void);

@@ -222,6 +222,204 @@ static void lea_forms(void **state)
 	}
 }
 
+#define DATA 0x40000ULL      /* identity-mapped RAM, 4 KiB pages */
+#define UNMAPPED 0x2000000ULL /* above the 16 MiB the page tables map */
+
+/* Loads, stores and read-modify-write ALU operations on memory, of 1, 4
+ * and 8 bytes, with base + index * scale + displacement and RIP-relative
+ * operands (a store into the code page goes to the interpreter: it holds
+ * validated code), in a loop: run by the translated code once the TLB
+ * holds the pages. */
+static void memory_operands(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb9, 0x08, 0x00, 0x00, 0x00,             /* mov ecx, 8 */
+		0x31, 0xc0,                               /* xor eax, eax */
+		0x48, 0x03, 0x44, 0xcb, 0xf8,             /* L: add rax, [rbx + rcx*8 - 8] */
+		0x48, 0x8b, 0x54, 0xcb, 0xf8,             /* mov rdx, [rbx + rcx*8 - 8] */
+		0x48, 0x89, 0x94, 0xcb, 0xf8, 0, 0, 0,    /* mov [rbx + rcx*8 + 0xf8], rdx */
+		0x48, 0x83, 0x84, 0xcb, 0xf8, 0, 0, 0, 1, /* add qword [rbx + rcx*8 + 0xf8], 1 */
+		0x0f, 0xb6, 0x74, 0xcb, 0xf8,             /* movzx esi, byte [rbx + rcx*8 - 8] */
+		0x40, 0x88, 0xb4, 0x0b, 0xff, 1, 0, 0,    /* mov [rbx + rcx + 0x1ff], sil */
+		0x83, 0xbb, 0x00, 0x03, 0, 0, 0x05,       /* cmp dword [rbx + 0x300], 5 */
+		0xc7, 0x83, 0x04, 0x03, 0, 0, 0x78, 0x56, 0x34, 0x12, /* mov dword [rbx + 0x304], 0x12345678 */
+		0xf6, 0x44, 0xcb, 0xf8, 0x01,             /* test byte [rbx + rcx*8 - 8], 1 */
+		0xff, 0xc9,                               /* dec ecx */
+		0x75, 0xbe,                               /* jnz L */
+		0x48, 0x89, 0x05, 0xf0, 0x07, 0, 0,       /* mov [rip + 0x7f0], rax: the code page */
+		0x48, 0x8b, 0x3d, 0xe9, 0x07, 0, 0,       /* mov rdi, [rip + 0x7e9]: the same qword */
+		0xf4,
+	};
+	uint64_t sum = 0;
+
+	put(f, CODE + 0x600, code, sizeof(code));
+	for (unsigned i = 0; i < 8; i++) {
+		wr64(f, DATA + 8 * i, 0x0101010101010101ULL * (i + 1) + 0x1000000000ULL * i);
+		sum += 0x0101010101010101ULL * (i + 1) + 0x1000000000ULL * i;
+	}
+	for (unsigned round = 0; round < 3; round++) {
+		uint64_t before = f->cpu.jit_insns;
+
+		memset(gpa(f, DATA + 0x100, 0x300), 0, 0x300);
+		f->cpu.gpr[X86_RBX] = DATA;
+		run_to_hlt(f, CODE + 0x600);
+		assert_int_equal(f->cpu.gpr[X86_RAX], sum);
+		assert_int_equal(f->cpu.gpr[X86_RDI], sum);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0);
+		for (unsigned i = 0; i < 8; i++) {
+			uint64_t v = 0x0101010101010101ULL * (i + 1) + 0x1000000000ULL * i, got;
+
+			memcpy(&got, gpa(f, DATA + 0x100 + 8 * i, 8), 8);
+			assert_int_equal(got, v + 1);
+			assert_int_equal(*gpa(f, DATA + 0x200 + i, 1), (uint8_t)(i + 1));
+		}
+		assert_int_equal(*(uint32_t *)gpa(f, DATA + 0x304, 4), 0x12345678);
+		assert_int_equal(*(uint64_t *)gpa(f, CODE + 0x600 + 0x49 + 7 + 0x7f0, 8), sum);
+		/* flags: DEC to 0 */
+		assert_int_equal(flags(f) & (FL_ZF | FL_SF), FL_ZF);
+		if (round) /* the loop ran translated: 10 a turn, and the JNZ (taken: not counted) */
+			assert_true(f->cpu.jit_insns - before >= 8 * 10);
+	}
+}
+
+/* CALL, RET, PUSH and POP: fib(12) by recursion, 465 calls deep-first. */
+static void call_ret_push_pop(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xbf, 0x0c, 0x00, 0x00, 0x00,             /* mov edi, 12 */
+		0xe8, 0x01, 0x00, 0x00, 0x00,             /* call fib */
+		0xf4,                                     /* hlt */
+		0x53,                                     /* fib: push rbx */
+		0x55,                                     /* push rbp */
+		0x89, 0xfb,                               /* mov ebx, edi */
+		0x89, 0xf8,                               /* mov eax, edi */
+		0x83, 0xff, 0x02,                         /* cmp edi, 2 */
+		0x72, 0x16,                               /* jb out */
+		0x8d, 0x7b, 0xff,                         /* lea edi, [rbx - 1] */
+		0xe8, 0xed, 0xff, 0xff, 0xff,             /* call fib */
+		0x48, 0x89, 0xc5,                         /* mov rbp, rax */
+		0x8d, 0x7b, 0xfe,                         /* lea edi, [rbx - 2] */
+		0xe8, 0xe2, 0xff, 0xff, 0xff,             /* call fib */
+		0x48, 0x01, 0xe8,                         /* add rax, rbp */
+		0x5d,                                     /* out: pop rbp */
+		0x5b,                                     /* pop rbx */
+		0xc3,                                     /* ret */
+	};
+
+	put(f, CODE + 0x700, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		uint64_t before = f->cpu.jit_insns;
+
+		f->cpu.gpr[X86_RBX] = 0x1111;
+		f->cpu.gpr[X86_RBP] = 0x2222;
+		run_to_hlt(f, CODE + 0x700);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 144);
+		assert_int_equal(f->cpu.gpr[X86_RSP], STACK);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 0x1111);
+		assert_int_equal(f->cpu.gpr[X86_RBP], 0x2222);
+		/* 465 calls of 7 to 15 instructions: most of them translated */
+		assert_true(f->cpu.jit_insns - before > 3000);
+	}
+}
+
+/* The guest's flags survive the TLB probes of a store and a load between
+ * the CMP that set them and the Jcc that reads them, and leave in
+ * cpu->jit_flags after an ADD and a store. */
+static void flags_across_accesses(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x39, 0xd8,                         /* cmp rax, rbx */
+		0x48, 0x89, 0x0e,                         /* mov [rsi], rcx */
+		0x48, 0x8b, 0x16,                         /* mov rdx, [rsi] */
+		0x74, 0x0d,                               /* jz eq */
+		0xbf, 0x01, 0x00, 0x00, 0x00,             /* mov edi, 1 */
+		0x48, 0x01, 0xc9,                         /* add rcx, rcx */
+		0x48, 0x89, 0x56, 0x08,                   /* mov [rsi + 8], rdx */
+		0xf4,                                     /* hlt */
+		0xbf, 0x02, 0x00, 0x00, 0x00,             /* eq: mov edi, 2 */
+		0xf4,
+	};
+
+	put(f, CODE + 0x800, code, sizeof(code));
+	for (unsigned round = 0; round < 4; round++) {
+		f->cpu.gpr[X86_RAX] = 5;
+		f->cpu.gpr[X86_RBX] = round & 1 ? 5 : 6;
+		f->cpu.gpr[X86_RCX] = 0x8000000000000001ULL;
+		f->cpu.gpr[X86_RSI] = DATA + 0x400;
+		run_to_hlt(f, CODE + 0x800);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 0x8000000000000001ULL);
+		if (round & 1) {
+			assert_int_equal(f->cpu.gpr[X86_RDI], 2);
+			assert_int_equal(flags(f), FL_ZF | FL_PF);
+		} else {
+			assert_int_equal(f->cpu.gpr[X86_RDI], 1);
+			assert_int_equal(f->cpu.gpr[X86_RCX], 2);
+			assert_int_equal(*(uint64_t *)gpa(f, DATA + 0x408, 8), 0x8000000000000001ULL);
+			assert_int_equal(flags(f), FL_CF | FL_OF);
+		}
+	}
+}
+
+/* A load that faults inside a translated prefix: the instructions before
+ * it are done, it and those after are not, RIP is at it, and the #PF
+ * carries its address. */
+static void fault_in_translated_code(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb8, 0x01, 0x00, 0x00, 0x00,             /* mov eax, 1 */
+		0xbb, 0x02, 0x00, 0x00, 0x00,             /* mov ebx, 2 */
+		0x83, 0xc1, 0x03,                         /* add ecx, 3 */
+		0x48, 0x8b, 0x16,                         /* mov rdx, [rsi] */
+		0xb8, 0x04, 0x00, 0x00, 0x00,             /* mov eax, 4 */
+		0xf4,
+	};
+	unsigned ran;
+
+	put(f, CODE + 0x900, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		f->cpu.rip = CODE + 0x900;
+		f->cpu.gpr[X86_RCX] = 0;
+		f->cpu.gpr[X86_RDX] = 0x77;
+		f->cpu.gpr[X86_RSI] = round ? UNMAPPED : DATA; /* the first warms the TLB */
+		f->cpu.exc = (struct emu_exception){ 0 };
+		assert_int_equal(emu_run(&f->cpu, 100, &ran), round ? EMU_FAULT : EMU_HALT);
+		if (!round)
+			continue;
+		assert_int_equal(f->cpu.rip, CODE + 0x900 + 13);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 1);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 3);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 0x77);
+		assert_int_equal(f->cpu.exc.vector, EXC_PF);
+		assert_int_equal(f->cpu.exc.cr2, UNMAPPED);
+	}
+}
+
+/* A translated store into its own block (the next instruction's
+ * immediate): the interpreter does it and the new code runs. */
+static void store_into_own_block(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb9, 0x01, 0x00, 0x00, 0x00,             /* mov ecx, 1 */
+		0xb8, 0x02, 0x00, 0x00, 0x00,             /* mov eax, 2 */
+		0x01, 0xc8,                               /* add eax, ecx */
+		0xc6, 0x05, 0x01, 0x00, 0x00, 0x00, 0x07, /* mov byte [rip + 1], 7 */
+		0xba, 0x05, 0x00, 0x00, 0x00,             /* mov edx, 5 (becomes 7) */
+		0xf4,
+	};
+
+	for (unsigned round = 0; round < 3; round++) {
+		put(f, CODE + 0xa00, code, sizeof(code));
+		run_to_hlt(f, CODE + 0xa00);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 7);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -232,6 +430,11 @@ int main(void)
 		T(branches_shifts_imul),
 		T(rotates),
 		T(lea_forms),
+		T(memory_operands),
+		T(call_ret_push_pop),
+		T(flags_across_accesses),
+		T(fault_in_translated_code),
+		T(store_into_own_block),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
