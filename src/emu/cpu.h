@@ -136,6 +136,7 @@ struct emu_cpu {
 	 * guest instructions translated code has completed (a statistic). */
 	uint64_t jit_flags;
 	uint64_t jit_insns;
+	uint64_t jit_rip;       /* scratch of translated code: RIP after a helper */
 	/* emu_run() returns early once this is set (NULL: never): the
 	 * engine's kick flag. */
 	const atomic_bool *stop;

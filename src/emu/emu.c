@@ -7,6 +7,7 @@
 #include "exec.h"
 #include "flags.h"
 #include "irqchip.h"
+#include "jit.h"
 
 #include "kumo/accel.h"
 #include "kumo/acpi.h"
@@ -28,6 +29,7 @@ struct emu_vcpu {
 	struct emu_lapic *lapic;
 	enum vcpu_state state;
 	atomic_bool kicked;
+	uint64_t insns;               /* instructions run (a statistic) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 };
@@ -424,6 +426,8 @@ static int emu_vcpu_run(struct vcpu *v)
 		cpu->stop = &ev->kicked; /* ends emu_run between blocks */
 		for (unsigned i = 0, ran; i < BATCH && !atomic_load_explicit(&ev->kicked, memory_order_relaxed); i += ran) {
 			int st = emu_run(cpu, BATCH - i, &ran);
+
+			ev->insns += ran;
 			if (st == EMU_OK)
 				continue;
 			if (st == EMU_HALT) {
@@ -439,6 +443,10 @@ static int emu_vcpu_run(struct vcpu *v)
 		}
 	}
 	current = NULL;
+	if (emu_jit_on())
+		log_info("vCPU %u: %llu instructions, %.1f%% of them in translated code", v->index,
+			 (unsigned long long)ev->insns,
+			 ev->insns ? 100.0 * (double)cpu->jit_insns / (double)ev->insns : 0.0);
 	return 0;
 }
 

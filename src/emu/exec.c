@@ -2097,6 +2097,11 @@ static int exec_insn(struct emu_cpu *cpu, const struct emu_insn *in)
 	return r == EMU_HALT ? EMU_HALT : EMU_OK;
 }
 
+int emu_exec_exact(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	return exec_insn(cpu, in);
+}
+
 /* The code page of cpu->rip for a fetch at the current CPL: its host
  * address (NULL: not RAM) and physical page. The translation is the TLB's,
  * remembered in cpu->fetch until the TLB, the paging mode or the CPL
@@ -2189,10 +2194,12 @@ out:
 
 /* Runs a block's translated prefix (jit.h): registers in place, the
  * host's flags taken as the guest's where the prefix wrote them. 0: it
- * ran to its end; 1: a Jcc in it was taken (RIP at the target); -1: that
- * target is not canonical (#GP, RIP at the Jcc). *n: instructions run. */
+ * ran to its end, or left for the interpreter at instruction *n; 1: a
+ * Jcc in it was taken (RIP at the target), or it stopped after a helper
+ * (*st its status); -1: that target is not canonical (#GP, RIP at the
+ * Jcc). *n: instructions run. */
 static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, const struct emu_insn *in,
-			     unsigned *n)
+			     unsigned *n, int *st)
 {
 	uint64_t r = b->native(cpu), next;
 	unsigned k = r & 0xff, kind = (r >> 8) & 3;
@@ -2208,6 +2215,10 @@ static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, con
 	cpu->rip += r >> 32;
 	cpu->jit_insns += k;
 	*n = k;
+	if (r & EMU_JIT_STOP) {
+		*st = (int)((r >> EMU_JIT_STATUS_SHIFT) & 3);
+		return 1;
+	}
 	if (!(r & EMU_JIT_TAKEN))
 		return 0;
 	*n = k + 1;
@@ -2228,13 +2239,13 @@ static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, const s
 						    unsigned *ran)
 {
 	unsigned k = 0, n;
-	int left = 0, st;
+	int left = 0, st = EMU_OK;
 
 	if (b->native_n <= budget && !cpu->interrupt_shadow)
-		left = run_native(cpu, b, in, &k);
+		left = run_native(cpu, b, in, &k, &st);
 	if (left || k == b->ninsn || k == budget) {
 		*ran = k;
-		return left < 0 ? EMU_FAULT : EMU_OK;
+		return left < 0 ? EMU_FAULT : st;
 	}
 	st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - k), b->ninsn - k, &n);
 	*ran = n + k;

@@ -136,6 +136,10 @@ int emu_write_linear(struct emu_cpu *cpu, uint64_t linear, const void *buf, unsi
 void *emu_host_ptr(struct emu_cpu *cpu, unsigned seg, uint64_t offset, unsigned size,
 		   unsigned access, int *err);
 
+/* One decoded instruction at cpu->rip by the general path, flags exact
+ * (translated code calls it for flags_dead instructions: jit.c). */
+int emu_exec_exact(struct emu_cpu *cpu, const struct emu_insn *in);
+
 static inline int emu_fault(struct emu_cpu *cpu, uint8_t vector, bool has_error, uint32_t error)
 {
 	cpu->exc = (struct emu_exception){ .vector = vector, .has_error = has_error, .error = error };

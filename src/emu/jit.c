@@ -1,6 +1,8 @@
 /* Translation to host code: the code buffer (a memfd mapped twice) and
  * the emitter for register-only ALU and MOV (jit.h). */
 #include "jit.h"
+#include "exec.h"
+#include "flags.h"
 
 #include <assert.h>
 #include <stdatomic.h>
@@ -262,6 +264,8 @@ struct jit_exit {
 	uint32_t bytes;         /* their guest bytes */
 	bool save;              /* the flags are in the host's RFLAGS only: save them */
 	bool taken;             /* EMU_JIT_TAKEN */
+	bool stop;              /* EMU_JIT_STOP: after a helper, RIP set */
+	bool status;            /* the helper's status in EAX goes into the value */
 };
 
 struct jit {
@@ -276,6 +280,7 @@ struct jit {
 	uint8_t cpl;            /* the CPL the block was translated at */
 	unsigned k;             /* the instruction being emitted */
 	uint32_t bytes;         /* the guest bytes before it */
+	uint32_t synced;        /* the bytes already added to cpu->rip (before a helper) */
 	int bail;               /* its exit to the interpreter (index), -1 none yet */
 	struct jit_exit exits[JIT_EXITS];
 	unsigned nexits;
@@ -285,7 +290,7 @@ static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t
 {
 	struct jit_exit *x = &j->exits[j->nexits++];
 
-	*x = (struct jit_exit){ .k = k, .kind = j->kind, .bytes = bytes, .taken = taken,
+	*x = (struct jit_exit){ .k = k, .kind = j->kind, .bytes = bytes - j->synced, .taken = taken,
 				.save = j->kind != JIT_FLAGS_NONE && !j->in_mem };
 	return x;
 }
@@ -534,7 +539,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		if ((op != 0xb6 && op != 0xb7) || !mem) /* MOVZX r, m8/m16 */
 			return 0;
 		clobber_flags(j);
-		if (!emit_ea(e, in, j->bytes))
+		if (!emit_ea(e, in, j->bytes - j->synced))
 			goto undo;
 		emit_probe(j, op == 0xb6 ? 1 : 2, false);
 		b1(e, 0x0f);                          /* movzx eax, byte/word [rdx] */
@@ -587,9 +592,13 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		b1(e, 0x48);                          /* mov rax, [rdi + rip] */
 		b1(e, 0x8b);
 		cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
-		if ((int64_t)(j->bytes + in->len) + (int64_t)in->imm != (int32_t)((int64_t)(j->bytes + in->len) + (int64_t)in->imm))
-			goto undo;
-		add_rax(e, (int32_t)(j->bytes + in->len + in->imm));
+		{
+			int64_t t = (int64_t)(j->bytes - j->synced + in->len) + (int64_t)in->imm;
+
+			if (t != (int32_t)t)
+				goto undo;
+			add_rax(e, (int32_t)t);
+		}
 		check_canonical(j, H_RAX);            /* the target: #GP before the push */
 		load(e, 8, X86_RSP);
 		add_rax(e, -8);
@@ -600,7 +609,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		b1(e, 0x48);                          /* lea rcx, [rcx + disp32]: the return address */
 		b1(e, 0x8d);
 		b1(e, 0x89);
-		b4(e, j->bytes + in->len);
+		b4(e, j->bytes - j->synced + in->len);
 		b1(e, 0x48);                          /* mov [rdx], rcx */
 		b1(e, 0x89);
 		b1(e, 0x0a);
@@ -676,7 +685,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	if (byte)
 		size = 1;
 	clobber_flags(j);
-	if (!emit_ea(e, in, j->bytes))
+	if (!emit_ea(e, in, j->bytes - j->synced))
 		goto undo;
 	emit_probe(j, size, wr);
 	switch (op) {
@@ -771,7 +780,7 @@ static bool emit_lea(struct jit *j, const struct emu_insn *in)
 
 	if (in->seg == SR_FS || in->seg == SR_GS) /* LEA ignores segments */
 		return false;
-	if (!emit_ea(e, in, j->bytes))
+	if (!emit_ea(e, in, j->bytes - j->synced))
 		return false;
 	if (in->opsize == 4) {
 		b1(e, 0x89);                          /* mov eax, eax */
@@ -936,6 +945,16 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
  * into cpu->jit_flags, and the return value for emu_run (jit.h). */
 static void emit_exit(struct emit *e, const struct jit_exit *x)
 {
+	if (x->status) {
+		b1(e, 0xc1);                      /* shl eax, 12 */
+		b1(e, 0xe0);
+		b1(e, 12);
+		b1(e, 0x0d);                      /* or eax, imm32 */
+		b4(e, x->k | EMU_JIT_STOP);
+		b1(e, 0x5b);                      /* pop rbx */
+		b1(e, 0xc3);                      /* ret */
+		return;
+	}
 	if (x->save) {
 		b1(e, 0x9c);                      /* pushfq */
 		b1(e, 0x8f);                      /* pop qword [rdi + jit_flags] */
@@ -944,7 +963,8 @@ static void emit_exit(struct emit *e, const struct jit_exit *x)
 	b1(e, 0x48);                              /* movabs rax, imm64 */
 	b1(e, 0xb8);
 	b8(e, (uint64_t)x->k | (uint64_t)x->kind << 8 | (x->taken ? EMU_JIT_TAKEN : 0) |
-		      (uint64_t)x->bytes << 32);
+		      (x->stop ? EMU_JIT_STOP : 0) | (uint64_t)x->bytes << 32);
+	b1(e, 0x5b);                              /* pop rbx */
 	b1(e, 0xc3);                              /* ret */
 }
 
@@ -954,6 +974,141 @@ static bool is_jcc(const struct emu_insn *in)
 				 : in->map == MAP_0F && in->op >= 0x80 && in->op <= 0x8f;
 }
 
+/* The guest's flags from the prefix, if any, into cpu->rflags (the lazy
+ * state emptied), where the interpreter's handlers find them. */
+static void flags_to_cpu(struct jit *j)
+{
+	struct emit *e = &j->e;
+
+	if (j->kind == JIT_FLAGS_NONE)
+		return;
+	if (j->in_host) {
+		b1(e, 0x9c);                          /* pushfq */
+		b1(e, 0x58);                          /* pop rax */
+	} else {
+		b1(e, 0x48);                          /* mov rax, [rdi + jit_flags] */
+		b1(e, 0x8b);
+		cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_flags));
+	}
+	b1(e, 0x25);                                  /* and eax, the arithmetic flags */
+	b4(e, j->kind == JIT_FLAGS_LOGIC ? FL_ARITH & ~FL_AF : FL_ARITH);
+	b1(e, 0x48);                                  /* mov rcx, [rdi + rflags] */
+	b1(e, 0x8b);
+	cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rflags));
+	b1(e, 0x48);                                  /* and rcx, ~arithmetic */
+	b1(e, 0x81);
+	b1(e, 0xe1);
+	b4(e, (uint32_t)~(uint32_t)FL_ARITH);
+	b1(e, 0x48);                                  /* or rcx, rax */
+	b1(e, 0x09);
+	b1(e, 0xc1);
+	b1(e, 0x48);                                  /* mov [rdi + rflags], rcx */
+	b1(e, 0x89);
+	cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rflags));
+	b1(e, 0xc6);                                  /* mov byte [rdi + lf.op], FLOP_NONE */
+	cpu_operand(e, 0, offsetof(struct emu_cpu, lf) + offsetof(struct emu_lazy_flags, op));
+	b1(e, FLOP_NONE);
+	j->kind = JIT_FLAGS_NONE;
+	j->in_host = j->in_mem = false;
+}
+
+/* An instruction the emitter does not take, run by the interpreter's own
+ * handler from the translated code: the flags and RIP handed over first;
+ * afterwards the code leaves (EMU_JIT_STOP) when the handler did not
+ * finish (a fault, HLT), went elsewhere (a branch, a paused REP) or wrote
+ * code, and carries on otherwise. *exact: where the fn pointer is, for
+ * emu_jit_block to make it the exact handler (flags_dead is exact only
+ * when the whole block runs). */
+static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exact)
+{
+	struct emit *e = &j->e;
+	uint32_t delta = j->bytes - j->synced;
+	struct jit_exit *x;
+
+	flags_to_cpu(j);
+	if (delta) {
+		b1(e, 0x48);                          /* add qword [rdi + rip], delta */
+		b1(e, 0x81);
+		cpu_operand(e, 0, offsetof(struct emu_cpu, rip));
+		b4(e, delta);
+		j->synced = j->bytes;
+	}
+	b1(e, 0x48);                                  /* mov rax, [rdi + rip] */
+	b1(e, 0x8b);
+	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
+	b1(e, 0x48);                                  /* lea rax, [rax + len] */
+	b1(e, 0x8d);
+	b1(e, 0x40);
+	b1(e, in->len);
+	b1(e, 0x48);                                  /* mov [rdi + jit_rip], rax */
+	b1(e, 0x89);
+	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_rip));
+	b1(e, 0xc6);                                  /* mov byte [rdi + code_written], 0 */
+	cpu_operand(e, 0, offsetof(struct emu_cpu, code_written));
+	b1(e, 0);
+	b1(e, 0x48);                                  /* mov rsi, in */
+	b1(e, 0xbe);
+	b8(e, (uint64_t)(uintptr_t)in);
+	b1(e, 0x48);                                  /* mov rax, handler */
+	b1(e, 0xb8);
+	*exact = in->flags_dead ? e->p : NULL;
+	b8(e, (uint64_t)(uintptr_t)in->exec);
+	b1(e, 0xff);                                  /* call rax */
+	b1(e, 0xd0);
+	b1(e, 0x48);                                  /* mov rdi, rbx */
+	b1(e, 0x89);
+	b1(e, 0xdf);
+	b1(e, 0x85);                                  /* test eax, eax */
+	b1(e, 0xc0);
+	x = new_exit(j, j->k + 1, false, 0);
+	x->bytes = 0;
+	x->status = true;
+	jcc_to(j, x, CC_NE);
+	b1(e, 0x48);                                  /* mov rax, [rdi + rip] */
+	b1(e, 0x8b);
+	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
+	b1(e, 0x48);                                  /* cmp rax, [rdi + jit_rip] */
+	b1(e, 0x3b);
+	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_rip));
+	x = new_exit(j, j->k + 1, false, 0);
+	x->bytes = 0;
+	x->stop = true;
+	jcc_to(j, x, CC_NE);
+	b1(e, 0x80);                                  /* cmp byte [rdi + code_written], 0 */
+	cpu_operand(e, 7, offsetof(struct emu_cpu, code_written));
+	b1(e, 0);
+	jcc_to(j, x, CC_NE);
+	j->synced = j->bytes + in->len;
+	j->guarded = false; /* it may have changed the CPL */
+}
+
+/* What emu_jit_block must be able to go back to. */
+struct jit_snap {
+	uint8_t *p;
+	unsigned kind, nexits, k, nexact;
+	uint32_t bytes, synced;
+	bool in_host, in_mem, guarded;
+};
+
+static struct jit_snap snap(const struct jit *j, unsigned k, unsigned nexact)
+{
+	return (struct jit_snap){ .p = j->e.p, .kind = j->kind, .nexits = j->nexits, .k = k,
+				  .nexact = nexact, .bytes = j->bytes, .synced = j->synced,
+				  .in_host = j->in_host, .in_mem = j->in_mem, .guarded = j->guarded };
+}
+
+static void unsnap(struct jit *j, const struct jit_snap *sn)
+{
+	j->e.p = sn->p;
+	j->kind = sn->kind;
+	j->nexits = sn->nexits;
+	j->bytes = sn->bytes;
+	j->synced = sn->synced;
+	j->in_host = sn->in_host;
+	j->in_mem = sn->in_mem;
+	j->guarded = sn->guarded;
+}
+
 struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_insn *insns, unsigned n,
 				   unsigned cpl)
 {
@@ -961,35 +1116,34 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 	uint8_t *start = jb->rw + jb->used;
 	struct jit j = { .e = { .p = start }, .kind = JIT_FLAGS_NONE, .cpl = (uint8_t)cpl, .bail = -1 };
 	/* A rotate whose flags are dead, with the host's flags not the
-	 * guest's: the prefix must reach the instruction that overwrites
-	 * them, or end before the rotate. */
-	struct {
-		uint8_t *p;
-		unsigned k, nexits;
-		uint32_t bytes;
-		bool guarded;
-	} undo = { 0 };
+	 * guest's: the prefix must reach the translated instruction that
+	 * overwrites them, or end before the rotate. */
+	struct jit_snap undo = { 0 }, native;
+	uint8_t *exact[EMU_JIT_MAX_INSNS];
+	unsigned k, nexact = 0, nnative = 0;
 	bool unsettled = false, ended = false;
-	unsigned k;
 
+	b1(&j.e, 0x53);                               /* push rbx: cpu across helper calls */
+	b1(&j.e, 0x48);                               /* mov rbx, rdi */
+	b1(&j.e, 0x89);
+	b1(&j.e, 0xfb);
+	native = snap(&j, 0, 0);
 	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS && j.nexits + 3 <= JIT_EXITS &&
 		    (unsigned)(j.e.p - start) + JIT_INSN_MAX + (j.nexits + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX;
 	     k++) {
 		const struct emu_insn *in = &insns[k];
-		uint8_t *mark = j.e.p;
-		bool in_host = j.in_host, in_mem = j.in_mem, guarded = j.guarded, w = false, l = false;
-		bool ends = false;
-		unsigned nexits = j.nexits;
+		struct jit_snap before = snap(&j, k, nexact);
+		bool w = false, l = false, ends = false;
 
 		j.k = k;
 		j.bail = -1;
-		if (is_jcc(in)) {
-			/* on the host's flags, which must be the guest's */
-			if (j.kind == JIT_FLAGS_NONE)
-				break;
+		if (is_jcc(in) && j.kind != JIT_FLAGS_NONE) {
+			/* on the host's flags, which are the guest's */
 			flags_to_host(&j);
 			jcc_to(&j, new_exit(&j, k, true, j.bytes), in->op & 15);
 			j.bytes += in->len;
+			native = snap(&j, k + 1, nexact);
+			nnative++;
 			continue;
 		}
 		if (in->map == MAP_1B && (in->op == 0xe9 || in->op == 0xeb) && in->opsize == 8) {
@@ -999,36 +1153,35 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			emit_exit(&j.e, x);
 			j.nexits--;
 			ended = true;
+			nnative++;
 			k++;
 			break;
 		}
 		if (j.kind == JIT_FLAGS_NONE && !unsettled && in->map == MAP_1B &&
 		    (in->op == 0xc1 || in->op == 0xd1) && (in->reg & 7) <= 1) {
-			undo.p = j.e.p;
-			undo.k = k;
-			undo.nexits = j.nexits;
-			undo.bytes = j.bytes;
-			undo.guarded = j.guarded;
+			undo = before;
 			unsettled = true;
 		}
 		bool ok = !in->lock && (!in->rep || (in->map == MAP_1B && in->op == 0xc3)) &&
 			  (in->opsize == 4 || in->opsize == 8);
 
 		if (ok && !emit_insn(&j, in, &w, &l)) {
-			j.e.p = mark;
-			j.in_host = in_host;
-			j.in_mem = in_mem;
+			unsnap(&j, &before);
 			ok = emit_mem_insn(&j, in, &w, &l, &ends);
 		}
 		if (!ok) {
-			j.e.p = mark;
-			j.in_host = in_host;
-			j.in_mem = in_mem;
-			j.guarded = guarded;
-			j.nexits = nexits;
-			break;
+			unsnap(&j, &before);
+			if (!in->exec)
+				break;
+			emit_helper(&j, in, &exact[nexact]);
+			if (exact[nexact])
+				nexact++;
+			j.bytes += in->len;
+			assert(j.e.p - before.p <= (ptrdiff_t)JIT_INSN_MAX);
+			continue;
 		}
-		assert(j.e.p - mark <= (ptrdiff_t)JIT_INSN_MAX);
+		assert(j.e.p - before.p <= (ptrdiff_t)JIT_INSN_MAX);
+		nnative++;
 		if (w) {
 			flags_written(&j, l);
 			unsettled = false;
@@ -1039,6 +1192,8 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			struct jit_exit *x = in->op == 0xe8 ? new_exit(&j, k, true, j.bytes)
 							    : new_exit(&j, k + 1, false, 0);
 
+			if (in->op != 0xe8)
+				x->bytes = 0;
 			emit_exit(&j.e, x);
 			j.nexits--;
 			ended = true;
@@ -1046,18 +1201,22 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			break;
 		}
 		j.bytes += in->len;
+		native = snap(&j, k + 1, nexact);
 	}
 	if (unsettled) {
-		j.e.p = undo.p;
+		unsnap(&j, &undo);
 		k = undo.k;
-		j.nexits = undo.nexits;
-		j.bytes = undo.bytes;
-		j.guarded = undo.guarded;
+		nexact = undo.nexact;
 		ended = false;
+	} else if (!ended && native.k < k) {
+		/* helpers at the end: the interpreter runs those as well */
+		unsnap(&j, &native);
+		k = native.k;
+		nexact = native.nexact;
 	}
 	/* A short prefix that leaves the rest of its block to the interpreter
 	 * costs more (a call, an exit, the flags) than it saves. */
-	if (!k || (k < JIT_MIN_PREFIX && k < n && atomic_load(&jit_switch) != 2))
+	if (!k || !nnative || (k < JIT_MIN_PREFIX && k < n && atomic_load(&jit_switch) != 2))
 		return r;
 	if (!ended) {
 		struct jit_exit *x = new_exit(&j, k, false, j.bytes);
@@ -1075,6 +1234,12 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 		}
 		emit_exit(&j.e, x);
 	}
+	if (k < n) /* the block does not run whole here: flags exact */
+		for (unsigned i = 0; i < nexact; i++) {
+			uint64_t fn = (uint64_t)(uintptr_t)emu_exec_exact;
+
+			memcpy(exact[i], &fn, 8);
+		}
 	assert((unsigned)(j.e.p - start) <= JIT_BLOCK_MAX);
 	r.fn = (emu_native_fn)(void *)(jb->rx + jb->used);
 	r.ninsn = (uint8_t)k;

@@ -18,8 +18,10 @@
  * store into code, MMIO, a page crossing or a supervisor access to a
  * user page leaves for the interpreter at that instruction, before any
  * of it is done, so no fault is ever raised in translated code. A taken
- * Jcc leaves the block; the rest of the block, after the prefix, runs in
- * the interpreter. Code lives in a memfd mapped twice, writable for
+ * Jcc leaves the block. An instruction the emitter does not take between
+ * ones it does is called: the interpreter's handler for it, with the
+ * flags and RIP handed over (emit_helper). The rest of the block, after
+ * the prefix, runs in the interpreter. Code lives in a memfd mapped twice, writable for
  * the emitter and executable for the CPU: no page is both. */
 #ifndef KUMO_EMU_JIT_H
 #define KUMO_EMU_JIT_H
@@ -34,6 +36,12 @@
  * take); bits 32-63, the guest bytes of the instructions completed. */
 typedef uint64_t (*emu_native_fn)(struct emu_cpu *cpu);
 #define EMU_JIT_TAKEN (1ULL << 10)
+/* EMU_JIT_STOP: the code left after an instruction it ran through the
+ * interpreter's handler (a helper) that faulted, halted, branched or
+ * wrote code: RIP is as the handler left it, the block ends here; bits
+ * 12-13, the handler's status (enum emu_status). */
+#define EMU_JIT_STOP (1ULL << 11)
+#define EMU_JIT_STATUS_SHIFT 12
 #define EMU_JIT_MAX_INSNS 32
 
 /* How the prefix leaves the arithmetic flags. */
