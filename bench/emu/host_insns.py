@@ -29,9 +29,9 @@ def interp_count(args):
 def run(vmm, elf, args, name):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "cg.out")
-        # translated code (KUMO_EMU_JIT=1) lives in a memfd: valgrind must
-        # check file-backed code for changes too
-        smc = ["--smc-check=all"] if os.environ.get("KUMO_EMU_JIT") == "1" else []
+        # translated code (on unless KUMO_EMU_JIT=0) lives in a memfd:
+        # valgrind must check file-backed code for changes too
+        smc = [] if os.environ.get("KUMO_EMU_JIT") == "0" else ["--smc-check=all"]
         p = subprocess.run(["valgrind", "--tool=callgrind", *smc, "--toggle-collect=emu_vcpu_run",
                             f"--callgrind-out-file={out}", vmm, "-q", "--accel", "emu",
                             "--memory", "256M", "--kernel", elf, "--cmdline", args],

@@ -38,7 +38,7 @@ bool emu_jit_on(void)
 
 	if (s < 0) {
 		const char *e = getenv("KUMO_EMU_JIT");
-		s = e && (e[0] == '1' || e[0] == '2') && !e[1] ? e[0] - '0' : 0;
+		s = e && (e[0] == '0' || e[0] == '2') && !e[1] ? e[0] - '0' : 1;
 		atomic_store(&jit_switch, s);
 	}
 	return s >= 1;

@@ -1,6 +1,6 @@
-/* Translation to host code (step 3 of docs/emu.md's plan), behind a
- * switch that is off by default: emu_jit_set(true), or KUMO_EMU_JIT=1 in
- * the environment, before the thread's decoded-block cache is made.
+/* Translation to host code (step 3 of docs/emu.md's plan), on by
+ * default; off with emu_jit_set(false) or KUMO_EMU_JIT=0 in the
+ * environment, before the thread's decoded-block cache is made.
  *
  * What it does so far: the longest prefix of a 64-bit block made of
  * ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, LEA, SHL/SHR/SAR by a constant,
@@ -54,8 +54,9 @@ enum emu_jit_flags {
 struct emu_jit_buf;
 
 /* The switch. emu_jit_on() reads KUMO_EMU_JIT once unless set before:
- * 1, on; 2, on and translating even prefixes too short to pay (so that
- * emu-diff's one-instruction cases run translated). */
+ * 0, off (the interpreter alone); unset or 1, on; 2, on and translating
+ * even prefixes too short to pay (so that emu-diff's one-instruction
+ * cases run translated). */
 void emu_jit_set(bool on);
 void emu_jit_set_every_prefix(void);
 bool emu_jit_on(void);

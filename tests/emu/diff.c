@@ -470,7 +470,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ok %s\n", g.t->name);
 		}
 	}
-	if (emu_jit_on()) { /* KUMO_EMU_JIT=1: the cases the emitter takes ran translated */
+	if (emu_jit_on()) { /* on (KUMO_EMU_JIT=2 in the test): the cases the emitter takes ran translated */
 		printf("diff: jit on, %llu instructions translated\n",
 		       (unsigned long long)emu_jit_translated());
 		if (!emu_jit_translated()) {

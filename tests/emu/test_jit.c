@@ -420,6 +420,111 @@ static void store_into_own_block(void **state)
 	}
 }
 
+/* Instructions the emitter does not take, between ones it does, run by
+ * the interpreter's handlers from the translated code: flags handed over
+ * both ways (ADC after ADD, SBB after a store), a Jcc on the interpreter's
+ * flags taken and not (leaving the code after it when taken). */
+static void helpers_between_translated(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb8, 0x0a, 0x00, 0x00, 0x00,             /* mov eax, 10 */
+		0x83, 0xc0, 0x05,                         /* add eax, 5 */
+		0x11, 0xc9,                               /* adc ecx, ecx (helper) */
+		0x0f, 0xca,                               /* bswap edx (helper) */
+		0x01, 0xc8,                               /* add eax, ecx */
+		0x89, 0x06,                               /* mov [rsi], eax */
+		0x19, 0xdb,                               /* sbb ebx, ebx (helper) */
+		0x72, 0x06,                               /* jc +6 (helper: lazy flags) */
+		0xbf, 0x01, 0x00, 0x00, 0x00,             /* mov edi, 1 */
+		0xf4,                                     /* hlt */
+		0xbf, 0x02, 0x00, 0x00, 0x00,             /* mov edi, 2 */
+		0xf4,
+	};
+
+	put(f, CODE + 0xb00, code, sizeof(code));
+	for (unsigned round = 0; round < 6; round++) {
+		bool carry = round & 1;
+		uint32_t c = carry ? 0x7ffffffa : 0x80000001, adc = c + c, sum = 15 + adc;
+		uint64_t before = f->cpu.jit_insns;
+
+		f->cpu.gpr[X86_RCX] = c;
+		f->cpu.gpr[X86_RDX] = 0x11223344;
+		f->cpu.gpr[X86_RBX] = 0x5555;
+		f->cpu.gpr[X86_RSI] = DATA + 0x500;
+		run_to_hlt(f, CODE + 0xb00);
+		assert_int_equal(f->cpu.gpr[X86_RCX], adc);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 0x44332211);
+		assert_int_equal(f->cpu.gpr[X86_RAX], sum);
+		assert_int_equal(*(uint32_t *)gpa(f, DATA + 0x500, 4), sum);
+		assert_int_equal(f->cpu.gpr[X86_RBX], carry ? 0xffffffff : 0);
+		assert_int_equal(f->cpu.gpr[X86_RDI], carry ? 2 : 1);
+		if (round >= 2) /* the eight up to the JC ran from translated code */
+			assert_true(f->cpu.jit_insns - before >= 8);
+	}
+}
+
+/* A helper that faults (DIV by zero): what came before it is done, RIP
+ * is at it, nothing after it ran; without the fault the code goes on. */
+static void helper_fault(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb8, 0x64, 0x00, 0x00, 0x00,             /* mov eax, 100 */
+		0x31, 0xd2,                               /* xor edx, edx */
+		0x83, 0xc1, 0x07,                         /* add ecx, 7 */
+		0xf7, 0xf3,                               /* div ebx (helper) */
+		0xbe, 0x09, 0x00, 0x00, 0x00,             /* mov esi, 9 */
+		0xf4,
+	};
+	unsigned ran;
+
+	put(f, CODE + 0xc00, code, sizeof(code));
+	for (unsigned round = 0; round < 4; round++) {
+		f->cpu.rip = CODE + 0xc00;
+		f->cpu.gpr[X86_RBX] = round & 1 ? 0 : 5;
+		f->cpu.gpr[X86_RCX] = 1;
+		f->cpu.gpr[X86_RSI] = 0x33;
+		if (!(round & 1)) {
+			assert_int_equal(emu_run(&f->cpu, 100, &ran), EMU_HALT);
+			assert_int_equal(f->cpu.gpr[X86_RAX], 20);
+			assert_int_equal(f->cpu.gpr[X86_RSI], 9);
+			continue;
+		}
+		assert_int_equal(emu_run(&f->cpu, 100, &ran), EMU_FAULT);
+		assert_int_equal(f->cpu.exc.vector, EXC_DE);
+		assert_int_equal(f->cpu.rip, CODE + 0xc00 + 10);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 100);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 8);
+		assert_int_equal(f->cpu.gpr[X86_RSI], 0x33);
+		assert_int_equal(ran, 4);
+	}
+}
+
+/* A helper that writes the block's own code (XCHG with memory): the
+ * translated code stops after it and the new code runs. */
+static void helper_writes_code(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0xb9, 0x01, 0x00, 0x00, 0x00,             /* mov ecx, 1 */
+		0xb0, 0x07,                               /* mov al, 7 */
+		0x83, 0xc1, 0x02,                         /* add ecx, 2 */
+		0x86, 0x05, 0x01, 0x00, 0x00, 0x00,       /* xchg [rip + 1], al (helper) */
+		0xba, 0x05, 0x00, 0x00, 0x00,             /* mov edx, 5 (becomes 7) */
+		0xf4,
+	};
+
+	for (unsigned round = 0; round < 3; round++) {
+		put(f, CODE + 0xd00, code, sizeof(code));
+		f->cpu.gpr[X86_RAX] = 0;
+		run_to_hlt(f, CODE + 0xd00);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 3);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 5);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 7);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -435,6 +540,9 @@ int main(void)
 		T(flags_across_accesses),
 		T(fault_in_translated_code),
 		T(store_into_own_block),
+		T(helpers_between_translated),
+		T(helper_fault),
+		T(helper_writes_code),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
