@@ -137,6 +137,9 @@ struct emu_cpu {
 	uint64_t jit_flags;
 	uint64_t jit_insns;
 	uint64_t jit_rip;       /* scratch of translated code: RIP after a helper */
+	/* Instructions translated code may run beyond one pass of its block:
+	 * a loop back to the block's start takes its share (jit.h). */
+	uint64_t jit_left;
 	/* emu_run() returns early once this is set (NULL: never): the
 	 * engine's kick flag. */
 	const atomic_bool *stop;

@@ -2236,19 +2236,24 @@ static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, con
  * Out of line: the interpreter's path stays as it was. */
 static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, const struct emu_block *b,
 						    const struct emu_insn *in, unsigned budget,
-						    unsigned *ran)
+						    unsigned *ran, unsigned *looped)
 {
-	unsigned k = 0, n;
+	unsigned k = 0, n, extra = 0;
 	int left = 0, st = EMU_OK;
 
-	if (b->native_n <= budget && !cpu->interrupt_shadow)
+	if (b->native_n <= budget && !cpu->interrupt_shadow) {
+		cpu->jit_left = budget - b->native_n;
 		left = run_native(cpu, b, in, &k, &st);
-	if (left || k == b->ninsn || k == budget) {
-		*ran = k;
+		extra = (unsigned)(budget - b->native_n - cpu->jit_left); /* loops back */
+		cpu->jit_insns += extra;
+	}
+	*looped = extra;
+	if (left || k == b->ninsn || k + extra >= budget) {
+		*ran = k + extra;
 		return left < 0 ? EMU_FAULT : st;
 	}
-	st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - k), b->ninsn - k, &n);
-	*ran = n + k;
+	st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - k - extra), b->ninsn - k, &n);
+	*ran = n + k + extra;
 	return st;
 }
 
@@ -2272,7 +2277,7 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 	struct emu_block *prev = NULL, *b;
 	const struct emu_insn *in;
 	uint64_t cur_page = ~0ULL, ppage, entry = 0;
-	unsigned done = 0, n;
+	unsigned done = 0, n, looped;
 	uint8_t *host;
 	int st;
 
@@ -2324,12 +2329,13 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		}
 		entry = cpu->rip;
 		cpu->code_page = cur_page;
+		looped = 0;
 		if (__builtin_expect(b->native_n != 0, 0))
-			st = run_translated(cpu, b, in, budget - done, &n);
+			st = run_translated(cpu, b, in, budget - done, &n, &looped);
 		else
 			st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
 		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
-		if (!b->chain && n == b->ninsn)
+		if (!b->chain && n - looped == b->ninsn) /* its last one ran (passes back to its start aside) */
 			c->session++; /* after a serialising instruction, among others */
 		if (cpu->code_written)
 			prev = NULL; /* the session is new already (emu_code_store) */

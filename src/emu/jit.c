@@ -16,6 +16,7 @@
 #define JIT_BLOCK_MAX 8192u    /* bytes of host code a block may take, at most */
 #define JIT_INSN_MAX 256u      /* bytes of host code per instruction, at most */
 #define JIT_EXIT_MAX 20u       /* bytes of host code per exit, at most */
+#define JIT_LOOP_MAX 160u      /* bytes of host code per loop-back stub, at most */
 #define JIT_EXITS (3 * EMU_JIT_MAX_INSNS) /* exits of a block, at most */
 #define JIT_MIN_PREFIX 4u      /* instructions, unless the prefix is the whole block */
 
@@ -265,6 +266,8 @@ struct jit_exit {
 	bool save;              /* the flags are in the host's RFLAGS only: save them */
 	bool taken;             /* EMU_JIT_TAKEN */
 	bool stop;              /* EMU_JIT_STOP: after a helper, RIP set */
+	bool loop;              /* a taken Jcc to the block's start: loop back if allowed */
+	uint32_t synced;        /* (loop) the bytes RIP is ahead of the block's start */
 	bool status;            /* the helper's status in EAX goes into the value */
 };
 
@@ -284,6 +287,8 @@ struct jit {
 	int bail;               /* its exit to the interpreter (index), -1 none yet */
 	struct jit_exit exits[JIT_EXITS];
 	unsigned nexits;
+	uint8_t *loop_start;    /* the first instruction's code (after the prologue) */
+	unsigned nloops;        /* loop exits so far */
 };
 
 static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t bytes)
@@ -968,6 +973,71 @@ static void emit_exit(struct emit *e, const struct jit_exit *x)
 	b1(e, 0xc3);                              /* ret */
 }
 
+static void flags_to_cpu(struct jit *j);
+
+/* The stub of a taken Jcc back to the block's start: when the budget
+ * (cpu->jit_left) has room for another pass and the vCPU is not being
+ * stopped, the flags go to the CPU's state (a pass starts with them
+ * there), RIP back to the start, and the code runs again; else it leaves
+ * as any taken Jcc (emu_run takes the branch). */
+static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass)
+{
+	struct emit *e = &j->e;
+	uint8_t *fail[2];
+
+	if (x->kind != JIT_FLAGS_NONE) {
+		b1(e, 0x9c);                          /* pushfq */
+		b1(e, 0x8f);                          /* pop qword [rdi + jit_flags] */
+		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+	}
+	b1(e, 0x48);                                  /* mov rax, [rdi + stop] */
+	b1(e, 0x8b);
+	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, stop));
+	b1(e, 0x48);                                  /* test rax, rax */
+	b1(e, 0x85);
+	b1(e, 0xc0);
+	b1(e, 0x74);                                  /* jz budget */
+	b1(e, 5);
+	b1(e, 0x80);                                  /* cmp byte [rax], 0 */
+	b1(e, 0x38);
+	b1(e, 0);
+	b1(e, 0x75);                                  /* jne fail */
+	fail[0] = e->p;
+	b1(e, 0);
+	b1(e, 0x48);                                  /* mov rax, [rdi + jit_left] */
+	b1(e, 0x8b);
+	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_left));
+	b1(e, 0x48);                                  /* sub rax, per_pass */
+	b1(e, 0x2d);
+	b4(e, per_pass);
+	b1(e, 0x72);                                  /* jb fail */
+	fail[1] = e->p;
+	b1(e, 0);
+	b1(e, 0x48);                                  /* mov [rdi + jit_left], rax */
+	b1(e, 0x89);
+	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_left));
+	j->kind = x->kind;                            /* go: */
+	j->in_host = false;
+	j->in_mem = true;
+	flags_to_cpu(j);
+	if (x->synced) {
+		b1(e, 0x48);                          /* add qword [rdi + rip], -synced */
+		b1(e, 0x81);
+		cpu_operand(e, 0, offsetof(struct emu_cpu, rip));
+		b4(e, (uint32_t)-(int32_t)x->synced);
+	}
+	b1(e, 0xe9);                                  /* jmp loop_start */
+	b4(e, (uint32_t)(int32_t)(j->loop_start - (e->p + 4)));
+	for (unsigned i = 0; i < 2; i++) {
+		assert(e->p - (fail[i] + 1) <= 127);
+		*fail[i] = (uint8_t)(e->p - (fail[i] + 1));
+	}
+	struct jit_exit out = *x;                     /* fail: a taken Jcc's exit */
+	out.save = false;
+	out.loop = false;
+	emit_exit(e, &out);
+}
+
 static bool is_jcc(const struct emu_insn *in)
 {
 	return in->map == MAP_1B ? in->op >= 0x70 && in->op <= 0x7f
@@ -1127,9 +1197,11 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 	b1(&j.e, 0x48);                               /* mov rbx, rdi */
 	b1(&j.e, 0x89);
 	b1(&j.e, 0xfb);
+	j.loop_start = j.e.p;
 	native = snap(&j, 0, 0);
 	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS && j.nexits + 3 <= JIT_EXITS &&
-		    (unsigned)(j.e.p - start) + JIT_INSN_MAX + (j.nexits + 2) * JIT_EXIT_MAX <= JIT_BLOCK_MAX;
+		    (unsigned)(j.e.p - start) + JIT_INSN_MAX + (j.nexits + 2) * JIT_EXIT_MAX +
+			    j.nloops * JIT_LOOP_MAX <= JIT_BLOCK_MAX;
 	     k++) {
 		const struct emu_insn *in = &insns[k];
 		struct jit_snap before = snap(&j, k, nexact);
@@ -1139,8 +1211,16 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 		j.bail = -1;
 		if (is_jcc(in) && j.kind != JIT_FLAGS_NONE) {
 			/* on the host's flags, which are the guest's */
+			struct jit_exit *x;
+
 			flags_to_host(&j);
-			jcc_to(&j, new_exit(&j, k, true, j.bytes), in->op & 15);
+			x = new_exit(&j, k, true, j.bytes);
+			if ((int64_t)j.bytes + in->len + (int64_t)in->imm == 0) {
+				x->loop = true; /* back to the block's start */
+				x->synced = j.synced;
+				j.nloops++;
+			}
+			jcc_to(&j, x, in->op & 15);
 			j.bytes += in->len;
 			native = snap(&j, k + 1, nexact);
 			nnative++;
@@ -1232,7 +1312,10 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 
 			memcpy(x->rel[b], &rel, 4);
 		}
-		emit_exit(&j.e, x);
+		if (x->loop)
+			emit_loop(&j, x, x->k + 1);
+		else
+			emit_exit(&j.e, x);
 	}
 	if (k < n) /* the block does not run whole here: flags exact */
 		for (unsigned i = 0; i < nexact; i++) {

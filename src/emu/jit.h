@@ -18,7 +18,8 @@
  * store into code, MMIO, a page crossing or a supervisor access to a
  * user page leaves for the interpreter at that instruction, before any
  * of it is done, so no fault is ever raised in translated code. A taken
- * Jcc leaves the block. An instruction the emitter does not take between
+ * Jcc leaves the block, unless it goes back to the block's start and the
+ * budget (cpu->jit_left) allows another pass. An instruction the emitter does not take between
  * ones it does is called: the interpreter's handler for it, with the
  * flags and RIP handed over (emit_helper). The rest of the block, after
  * the prefix, runs in the interpreter. Code lives in a memfd mapped twice, writable for

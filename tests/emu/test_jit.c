@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -525,6 +526,64 @@ static void helper_writes_code(void **state)
 	}
 }
 
+/* A block whose Jcc goes back to its own start loops inside the
+ * translated code: as many passes as the budget has room for, none past
+ * a stop request, and the count of instructions run is exact. */
+static void loop_in_translated_code(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xc8,                         /* L: add rax, rcx */
+		0x48, 0x89, 0x06,                         /* mov [rsi], rax */
+		0xff, 0xc9,                               /* dec ecx */
+		0x75, 0xf6,                               /* jnz L */
+		0xf4,
+	};
+	atomic_bool stop = false;
+	unsigned ran, total;
+	int st;
+
+	put(f, CODE + 0xe00, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		uint64_t before = f->cpu.jit_insns;
+
+		f->cpu.rip = CODE + 0xe00;
+		f->cpu.gpr[X86_RAX] = 0;
+		f->cpu.gpr[X86_RCX] = 1000;
+		f->cpu.gpr[X86_RSI] = DATA + 0x600;
+		assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_HALT);
+		assert_int_equal(ran, 4 * 1000 + 1);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+		assert_int_equal(*(uint64_t *)gpa(f, DATA + 0x600, 8), 500500);
+		if (round)
+			assert_true(f->cpu.jit_insns - before >= 3990);
+	}
+	/* a small budget: never more than it, the same result in the end */
+	f->cpu.rip = CODE + 0xe00;
+	f->cpu.gpr[X86_RAX] = 0;
+	f->cpu.gpr[X86_RCX] = 1000;
+	total = 0;
+	do {
+		st = emu_run(&f->cpu, 10, &ran);
+		assert_true(ran <= 10);
+		total += ran;
+		assert_true(total <= 4001);
+	} while (st == EMU_OK);
+	assert_int_equal(st, EMU_HALT);
+	assert_int_equal(total, 4001);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+	/* a stop request: one pass, then out */
+	f->cpu.rip = CODE + 0xe00;
+	f->cpu.gpr[X86_RCX] = 1000;
+	atomic_store(&stop, true);
+	f->cpu.stop = &stop;
+	assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_OK);
+	f->cpu.stop = NULL;
+	assert_int_equal(ran, 4);
+	assert_int_equal(f->cpu.gpr[X86_RCX], 999);
+	assert_int_equal(f->cpu.rip, CODE + 0xe00);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -543,6 +602,7 @@ int main(void)
 		T(helpers_between_translated),
 		T(helper_fault),
 		T(helper_writes_code),
+		T(loop_in_translated_code),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
