@@ -2330,6 +2330,8 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		entry = cpu->rip;
 		cpu->code_page = cur_page;
 		looped = 0;
+		if (c->jit && b->heat < 255 && ++b->heat == c->jit_hot && b->mode == MODE_LONG64)
+			emu_icache_translate(b, cpu->cpl);
 		if (__builtin_expect(b->native_n != 0, 0))
 			st = run_translated(cpu, b, in, budget - done, &n, &looped);
 		else

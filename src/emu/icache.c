@@ -116,8 +116,10 @@ struct emu_icache *emu_icache_get(void)
 		free(c);
 		return NULL;
 	}
-	if (emu_jit_on())
+	if (emu_jit_on()) {
 		c->jit = emu_jit_buf_new(); /* NULL: the interpreter alone */
+		c->jit_hot = (uint8_t)emu_jit_hot();
+	}
 	if (pthread_setspecific(cache_key, c)) {
 		cache_free(c);
 		return NULL;
@@ -127,7 +129,7 @@ struct emu_icache *emu_icache_get(void)
 
 /* Decodes the block at phys into the pools (not yet committed). */
 static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, const uint8_t *host_page,
-		  enum emu_mode mode, unsigned cpl)
+		  enum emu_mode mode)
 {
 	unsigned off = phys & 0xfff, pos = 0, n = 0, have;
 	bool chain = false;
@@ -165,15 +167,21 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 	*b = (struct emu_block){ .phys = phys, .session = c->session, .gen = c->gen,
 				 .first = c->insns_used, .boff = c->bytes_used, .nbytes = (uint16_t)pos,
 				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
-	if (c->jit && mode == MODE_LONG64) {
-		struct emu_jit_result r = emu_jit_block(c->jit, &c->insns[c->insns_used], n, cpl);
-
-		b->native = r.fn;
-		b->native_n = r.ninsn;
-	}
 	c->insns_used += n;
 	c->bytes_used += pos;
 	return true;
+}
+
+void emu_icache_translate(struct emu_block *b, unsigned cpl)
+{
+	struct emu_icache *c = emu_icache_tls;
+	struct emu_jit_result r;
+
+	if (!emu_jit_buf_room(c->jit))
+		return;
+	r = emu_jit_block(c->jit, &c->insns[b->first], b->ninsn, cpl);
+	b->native = r.fn;
+	b->native_n = r.ninsn;
 }
 
 struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,
@@ -189,7 +197,7 @@ struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const ui
 	    (b->session != c->session &&
 	     !emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes))) {
 		/* A miss, or the bytes changed since: decode (again). */
-		if (!build(c, b, phys, host_page, mode, cpu->cpl))
+		if (!build(c, b, phys, host_page, mode))
 			return NULL;
 	}
 	b->session = c->session;

@@ -45,8 +45,11 @@ struct emu_block {
 	bool chain;             /* may be chained to its successors (see icache.c) */
 	/* Translation (jit.h, when switched on): the first native_n
 	 * instructions as one host function (it may leave earlier, at a
-	 * taken Jcc). */
+	 * taken Jcc). A block is translated once it has been entered
+	 * emu_jit_hot() times (heat counts): code that runs a few times
+	 * only is cheaper to interpret than to translate. */
 	uint8_t native_n;
+	uint8_t heat;
 	uint64_t (*native)(struct emu_cpu *cpu);
 };
 
@@ -75,6 +78,7 @@ struct emu_icache {
 	uint8_t *codemap;
 	uint64_t mark_epoch;    /* bumped by every page newly marked */
 	struct emu_jit_buf *jit; /* NULL: translation off (jit.h) */
+	uint8_t jit_hot;        /* emu_jit_hot(), read once */
 	struct emu_block blocks[EMU_ICACHE_BLOCKS];
 	struct emu_insn insns[EMU_ICACHE_INSNS];
 	uint8_t bytes[EMU_ICACHE_BYTES];
@@ -92,6 +96,11 @@ struct emu_icache *emu_icache_get(void);
  * NULL when the first instruction cannot be cached: it crosses into the
  * next page, or does not decode (the caller takes the slow path, which
  * raises the exact fault). *insns receives the block's instructions. */
+/* Translates b (a 64-bit block of the thread's cache, not yet
+ * translated) for a CPU at privilege level cpl, if the code buffer has
+ * room (else the next build empties it). */
+void emu_icache_translate(struct emu_block *b, unsigned cpl);
+
 struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,
 				    enum emu_mode mode, const struct emu_insn **insns);
 

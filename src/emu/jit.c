@@ -18,6 +18,7 @@
 #define JIT_EXIT_MAX 20u       /* bytes of host code per exit, at most */
 #define JIT_LOOP_MAX 160u      /* bytes of host code per loop-back stub, at most */
 #define JIT_EXITS (3 * EMU_JIT_MAX_INSNS) /* exits of a block, at most */
+#define JIT_HOT 8u             /* entries before a block is translated */
 #define JIT_MIN_PREFIX 4u      /* instructions, unless the prefix is the whole block */
 
 struct emu_jit_buf {
@@ -43,6 +44,11 @@ bool emu_jit_on(void)
 		atomic_store(&jit_switch, s);
 	}
 	return s >= 1;
+}
+
+unsigned emu_jit_hot(void)
+{
+	return atomic_load(&jit_switch) == 2 ? 1 : JIT_HOT;
 }
 
 void emu_jit_set_every_prefix(void)

@@ -61,6 +61,9 @@ struct emu_jit_buf;
 void emu_jit_set(bool on);
 void emu_jit_set_every_prefix(void);
 bool emu_jit_on(void);
+/* How many entries make a block worth translating (1 for the tests that
+ * translate every prefix). */
+unsigned emu_jit_hot(void);
 
 /* A code buffer (one per decoded-block cache); NULL if none can be made. */
 struct emu_jit_buf *emu_jit_buf_new(void);
