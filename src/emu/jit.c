@@ -161,6 +161,22 @@ static void cpu_operand(struct emit *e, unsigned reg_field, size_t off)
 	b4(e, (uint32_t)off);
 }
 
+/* host h = the 64-bit field of cpu at off */
+static void load_cpu(struct emit *e, unsigned h, size_t off)
+{
+	b1(e, 0x48);
+	b1(e, 0x8b);
+	cpu_operand(e, h, off);
+}
+
+/* the 64-bit field of cpu at off = host h */
+static void store_cpu(struct emit *e, unsigned h, size_t off)
+{
+	b1(e, 0x48);
+	b1(e, 0x89);
+	cpu_operand(e, h, off);
+}
+
 static void rex_w(struct emit *e, unsigned size)
 {
 	if (size == 8)
@@ -372,9 +388,7 @@ static bool emit_ea(struct emit *e, const struct emu_insn *in, unsigned at)
 		return false;
 	if (in->rip_relative) {
 		disp += at + in->len;
-		b1(e, 0x48);                          /* mov rax, [rdi + rip] */
-		b1(e, 0x8b);
-		cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
+		load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
 	} else if (in->base >= 0) {
 		load(e, 8, (unsigned)in->base);
 	} else {
@@ -394,10 +408,8 @@ static bool emit_ea(struct emit *e, const struct emu_insn *in, unsigned at)
 		add_rax(e, (int32_t)disp);
 	}
 	if (in->seg == SR_FS || in->seg == SR_GS) {
-		b1(e, 0x48);                          /* mov rcx, [rdi + seg base] */
-		b1(e, 0x8b);
-		cpu_operand(e, H_RCX, offsetof(struct emu_cpu, seg) + in->seg * sizeof(struct x86_seg) +
-				      offsetof(struct x86_seg, base));
+		load_cpu(e, H_RCX, offsetof(struct emu_cpu, seg) + in->seg * sizeof(struct x86_seg) +
+				      offsetof(struct x86_seg, base)); /* mov rcx, [rdi + seg base] */
 		b1(e, 0x48);                          /* lea rax, [rax + rcx] */
 		b1(e, 0x8d);
 		b1(e, 0x04);
@@ -525,6 +537,33 @@ static void load_byte_reg(struct emit *e, unsigned rex, unsigned r)
 	}
 }
 
+/* The stack's two halves: rdx = the host address of the qword a push
+ * writes, rax = the RSP after it (probed for a write); and rcx = the
+ * qword a pop reads, rax = the RSP before it. */
+static void push_slot(struct jit *j)
+{
+	load(&j->e, 8, X86_RSP);
+	add_rax(&j->e, -8);
+	emit_probe(j, 8, true);
+}
+
+static void pop_to_rcx(struct jit *j)
+{
+	load(&j->e, 8, X86_RSP);
+	emit_probe(j, 8, false);
+	b1(&j->e, 0x48);                              /* mov rcx, [rdx] */
+	b1(&j->e, 0x8b);
+	b1(&j->e, 0x0a);
+}
+
+/* mov [rdx], rcx */
+static void store_rcx(struct emit *e)
+{
+	b1(e, 0x48);
+	b1(e, 0x89);
+	b1(e, 0x0a);
+}
+
 /* size-prefix bytes for an operation on [rdx]: 1 uses the byte opcode */
 static void op_size(struct emit *e, unsigned size)
 {
@@ -534,24 +573,22 @@ static void op_size(struct emit *e, unsigned size)
 }
 
 /* Instructions with a memory operand, and the stack's PUSH/POP/CALL/RET.
- * 1: emitted; 0: not one the emitter takes (nothing emitted); *writes,
- * *logic: as emit_insn. *ends: the block's last (a CALL/RET/JMP that left). */
+ * 1: emitted; 0: not one the emitter takes (emu_jit_block takes back
+ * whatever was emitted); *writes, *logic: as emit_insn. *ends: the
+ * block's last (a CALL/RET/JMP that left). */
 static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes, bool *logic,
 			 bool *ends)
 {
 	struct emit *e = &j->e;
 	unsigned op = in->op, size = in->opsize, alu, opreg = (op & 7) | ((in->rex & 1) << 3);
 	bool mem = in->has_modrm && in->mod != 3;
-	uint8_t *mark = e->p;
-	bool in_host = j->in_host, in_mem = j->in_mem, guarded = j->guarded;
-	unsigned nexits = j->nexits;
 
 	if (in->map == MAP_0F) {
 		if ((op != 0xb6 && op != 0xb7) || !mem) /* MOVZX r, m8/m16 */
 			return 0;
 		clobber_flags(j);
 		if (!emit_ea(e, in, j->bytes - j->synced))
-			goto undo;
+			return 0;
 		emit_probe(j, op == 0xb6 ? 1 : 2, false);
 		b1(e, 0x0f);                          /* movzx eax, byte/word [rdx] */
 		b1(e, op);
@@ -567,9 +604,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		if (size != 8)
 			return 0;
 		clobber_flags(j);
-		load(e, 8, X86_RSP);
-		add_rax(e, -8);
-		emit_probe(j, 8, true);
+		push_slot(j);
 		if (op >= 0x68) {
 			b1(e, 0x48);                  /* mov qword [rdx], imm32 */
 			b1(e, 0xc7);
@@ -577,9 +612,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 			b4(e, (uint32_t)in->imm);
 		} else {
 			load_to(e, 8, H_RCX, opreg);  /* the old RSP for PUSH RSP */
-			b1(e, 0x48);                  /* mov [rdx], rcx */
-			b1(e, 0x89);
-			b1(e, 0x0a);
+			store_rcx(e);
 		}
 		store(e, X86_RSP);
 		return 1;
@@ -587,11 +620,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		if (size != 8)
 			return 0;
 		clobber_flags(j);
-		load(e, 8, X86_RSP);
-		emit_probe(j, 8, false);
-		b1(e, 0x48);                          /* mov rcx, [rdx] */
-		b1(e, 0x8b);
-		b1(e, 0x0a);
+		pop_to_rcx(j);
 		add_rax(e, 8);
 		store(e, X86_RSP);
 		store_from(e, H_RCX, opreg);          /* after: POP RSP loads RSP */
@@ -600,30 +629,22 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		if (size != 8)
 			return 0;
 		clobber_flags(j);
-		b1(e, 0x48);                          /* mov rax, [rdi + rip] */
-		b1(e, 0x8b);
-		cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
+		load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
 		{
 			int64_t t = (int64_t)(j->bytes - j->synced + in->len) + (int64_t)in->imm;
 
 			if (t != (int32_t)t)
-				goto undo;
+				return 0;
 			add_rax(e, (int32_t)t);
 		}
 		check_canonical(j, H_RAX);            /* the target: #GP before the push */
-		load(e, 8, X86_RSP);
-		add_rax(e, -8);
-		emit_probe(j, 8, true);
-		b1(e, 0x48);                          /* mov rcx, [rdi + rip] */
-		b1(e, 0x8b);
-		cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rip));
+		push_slot(j);
+		load_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
 		b1(e, 0x48);                          /* lea rcx, [rcx + disp32]: the return address */
 		b1(e, 0x8d);
 		b1(e, 0x89);
 		b4(e, j->bytes - j->synced + in->len);
-		b1(e, 0x48);                          /* mov [rdx], rcx */
-		b1(e, 0x89);
-		b1(e, 0x0a);
+		store_rcx(e);
 		store(e, X86_RSP);
 		*ends = true;
 		return 1;
@@ -631,24 +652,18 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		if (size != 8)
 			return 0;
 		clobber_flags(j);
-		load(e, 8, X86_RSP);
-		emit_probe(j, 8, false);
-		b1(e, 0x48);                          /* mov rcx, [rdx] */
-		b1(e, 0x8b);
-		b1(e, 0x0a);
+		pop_to_rcx(j);
 		check_canonical(j, H_RCX);
 		add_rax(e, 8 + (op == 0xc2 ? (int32_t)(in->imm & 0xffff) : 0));
 		store(e, X86_RSP);
-		b1(e, 0x48);                          /* mov [rdi + rip], rcx */
-		b1(e, 0x89);
-		cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rip));
+		store_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
 		*ends = true;
 		return 1;
 	}
 	if (!mem)
 		return 0;
 	/* The rest have a ModRM memory operand: which access, how big. */
-	bool byte = false, wr = false, rd = true;
+	bool byte = false, wr = false;
 	alu = 0;
 	switch (op) {
 	case 0x01: case 0x09: case 0x21: case 0x29: case 0x31: case 0x39: /* op m, r */
@@ -669,20 +684,20 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	case 0x85: case 0x8b:
 		break;
 	case 0x89:
-		wr = true, rd = false;
+		wr = true;
 		break;
 	case 0x88:
-		byte = wr = true, rd = false;
+		byte = wr = true;
 		break;
 	case 0xc7:
 		if ((in->reg & 7) || !imm_fits(size, in->imm))
 			return 0;
-		wr = true, rd = false;
+		wr = true;
 		break;
 	case 0xc6:
 		if (in->reg & 7)
 			return 0;
-		byte = wr = true, rd = false;
+		byte = wr = true;
 		break;
 	case 0xf6: case 0xf7: /* TEST m, imm */
 		if (in->reg & 7 || (op == 0xf7 && !imm_fits(size, in->imm)))
@@ -692,12 +707,11 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	default:
 		return 0;
 	}
-	(void)rd;
 	if (byte)
 		size = 1;
 	clobber_flags(j);
 	if (!emit_ea(e, in, j->bytes - j->synced))
-		goto undo;
+		return 0;
 	emit_probe(j, size, wr);
 	switch (op) {
 	case 0x01: case 0x09: case 0x21: case 0x29: case 0x31: case 0x39:
@@ -771,14 +785,6 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	*writes = true;
 	*logic = alu == 1 || alu == 4 || alu == 6;
 	return 1;
-undo:
-	e->p = mark;
-	j->in_host = in_host;
-	j->in_mem = in_mem;
-	j->guarded = guarded;
-	j->nexits = nexits;
-	j->bail = -1;
-	return 0;
 }
 
 /* Register-only instructions. Emits one; false if it is not one the
@@ -996,9 +1002,7 @@ static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass
 		b1(e, 0x8f);                          /* pop qword [rdi + jit_flags] */
 		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
 	}
-	b1(e, 0x48);                                  /* mov rax, [rdi + stop] */
-	b1(e, 0x8b);
-	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, stop));
+	load_cpu(e, H_RAX, offsetof(struct emu_cpu, stop));
 	b1(e, 0x48);                                  /* test rax, rax */
 	b1(e, 0x85);
 	b1(e, 0xc0);
@@ -1010,18 +1014,14 @@ static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass
 	b1(e, 0x75);                                  /* jne fail */
 	fail[0] = e->p;
 	b1(e, 0);
-	b1(e, 0x48);                                  /* mov rax, [rdi + jit_left] */
-	b1(e, 0x8b);
-	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_left));
+	load_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_left));
 	b1(e, 0x48);                                  /* sub rax, per_pass */
 	b1(e, 0x2d);
 	b4(e, per_pass);
 	b1(e, 0x72);                                  /* jb fail */
 	fail[1] = e->p;
 	b1(e, 0);
-	b1(e, 0x48);                                  /* mov [rdi + jit_left], rax */
-	b1(e, 0x89);
-	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_left));
+	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_left));
 	j->kind = x->kind;                            /* go: */
 	j->in_host = false;
 	j->in_mem = true;
@@ -1062,15 +1062,11 @@ static void flags_to_cpu(struct jit *j)
 		b1(e, 0x9c);                          /* pushfq */
 		b1(e, 0x58);                          /* pop rax */
 	} else {
-		b1(e, 0x48);                          /* mov rax, [rdi + jit_flags] */
-		b1(e, 0x8b);
-		cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_flags));
+		load_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_flags));
 	}
 	b1(e, 0x25);                                  /* and eax, the arithmetic flags */
 	b4(e, j->kind == JIT_FLAGS_LOGIC ? FL_ARITH & ~FL_AF : FL_ARITH);
-	b1(e, 0x48);                                  /* mov rcx, [rdi + rflags] */
-	b1(e, 0x8b);
-	cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rflags));
+	load_cpu(e, H_RCX, offsetof(struct emu_cpu, rflags));
 	b1(e, 0x48);                                  /* and rcx, ~arithmetic */
 	b1(e, 0x81);
 	b1(e, 0xe1);
@@ -1078,9 +1074,7 @@ static void flags_to_cpu(struct jit *j)
 	b1(e, 0x48);                                  /* or rcx, rax */
 	b1(e, 0x09);
 	b1(e, 0xc1);
-	b1(e, 0x48);                                  /* mov [rdi + rflags], rcx */
-	b1(e, 0x89);
-	cpu_operand(e, H_RCX, offsetof(struct emu_cpu, rflags));
+	store_cpu(e, H_RCX, offsetof(struct emu_cpu, rflags));
 	b1(e, 0xc6);                                  /* mov byte [rdi + lf.op], FLOP_NONE */
 	cpu_operand(e, 0, offsetof(struct emu_cpu, lf) + offsetof(struct emu_lazy_flags, op));
 	b1(e, FLOP_NONE);
@@ -1109,16 +1103,12 @@ static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exac
 		b4(e, delta);
 		j->synced = j->bytes;
 	}
-	b1(e, 0x48);                                  /* mov rax, [rdi + rip] */
-	b1(e, 0x8b);
-	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
+	load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
 	b1(e, 0x48);                                  /* lea rax, [rax + len] */
 	b1(e, 0x8d);
 	b1(e, 0x40);
 	b1(e, in->len);
-	b1(e, 0x48);                                  /* mov [rdi + jit_rip], rax */
-	b1(e, 0x89);
-	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_rip));
+	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_rip));
 	b1(e, 0xc6);                                  /* mov byte [rdi + code_written], 0 */
 	cpu_operand(e, 0, offsetof(struct emu_cpu, code_written));
 	b1(e, 0);
@@ -1140,9 +1130,7 @@ static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exac
 	x->bytes = 0;
 	x->status = true;
 	jcc_to(j, x, CC_NE);
-	b1(e, 0x48);                                  /* mov rax, [rdi + rip] */
-	b1(e, 0x8b);
-	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, rip));
+	load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
 	b1(e, 0x48);                                  /* cmp rax, [rdi + jit_rip] */
 	b1(e, 0x3b);
 	cpu_operand(e, H_RAX, offsetof(struct emu_cpu, jit_rip));
@@ -1183,6 +1171,7 @@ static void unsnap(struct jit *j, const struct jit_snap *sn)
 	j->in_host = sn->in_host;
 	j->in_mem = sn->in_mem;
 	j->guarded = sn->guarded;
+	j->bail = -1; /* an exit of what was taken back */
 }
 
 struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_insn *insns, unsigned n,
