@@ -14,8 +14,9 @@
 
 #define JIT_BYTES (16u << 20)
 #define JIT_BLOCK_MAX 8192u    /* bytes of host code a block may take, at most */
-#define JIT_INSN_MAX 256u      /* bytes of host code per instruction, at most */
-#define JIT_EXIT_MAX 20u       /* bytes of host code per exit, at most */
+#define JIT_INSN_MAX 320u      /* bytes of host code per instruction, at most */
+#define JIT_EXIT_MAX 24u       /* bytes of host code per exit, at most */
+#define JIT_TAIL_MAX 64u       /* bytes of the exits' common tails, at most */
 #define JIT_LOOP_MAX 160u      /* bytes of host code per loop-back stub, at most */
 #define JIT_EXITS (3 * EMU_JIT_MAX_INSNS) /* exits of a block, at most */
 #define JIT_HOT 8u             /* entries before a block is translated */
@@ -113,6 +114,11 @@ bool emu_jit_buf_room(const struct emu_jit_buf *j)
 
 struct emit {
 	uint8_t *p;
+	/* Register homes: the host register guest register r lives in for
+	 * the whole translated prefix (loaded by the prologue, stored back by
+	 * the exits and around helpers), -1 for one that stays in cpu->gpr. */
+	int8_t home[16];
+	uint16_t written;       /* homes written somewhere: the exits store them */
 };
 
 static void b1(struct emit *e, uint8_t v)
@@ -132,10 +138,18 @@ static void b8(struct emit *e, uint64_t v)
 	e->p += 8;
 }
 
-/* Host registers the code uses: RDI holds cpu; RAX, RCX, RDX and RSI
- * are scratch (caller-saved in the SysV ABI, so the function needs no
- * frame). */
-enum { H_RAX = 0, H_RCX = 1, H_RDX = 2, H_RSI = 6 };
+/* Host registers the code uses: RDI holds cpu (RBX keeps it across
+ * helper calls); RAX, RCX, RDX and RSI are scratch; R8-R11, RBP and
+ * R12-R15 are homes of guest registers (jit_homes()), the callee-saved
+ * ones pushed by the prologue when used. */
+enum { H_RAX = 0, H_RCX = 1, H_RDX = 2, H_RBX = 3, H_RBP = 5, H_RSI = 6, H_RDI = 7 };
+static const uint8_t home_regs[] = { 8, 9, 10, 11, H_RBP, 12, 13, 14, 15 };
+#define JIT_HOMES ARRAY_SIZE(home_regs)
+
+static bool callee_saved(unsigned h)
+{
+	return h == H_RBX || h == H_RBP || h >= 12;
+}
 
 /* The TLB probe below computes emu_tlb_set() and indexes the entries
  * itself: it must agree with cpu.h. */
@@ -147,11 +161,62 @@ _Static_assert(offsetof(struct emu_tlb_entry, vpage) == 0 &&
 _Static_assert(offsetof(struct emu_cpu, gpr) + 8 * 16 <= 128,
 	       "the JIT reaches the guest's registers with 8-bit displacements");
 
-/* cpu->gpr[r] is [rdi + 8r]: ModRM mod 01, rm 111 (RDI), disp8 */
-static void gpr_operand(struct emit *e, unsigned reg_field, unsigned r)
+/* [REX] op ModRM(11, reg, rm) on host registers 0-15; op 0x0fXX is a
+ * two-byte opcode. */
+static void rr(struct emit *e, unsigned size, unsigned op, unsigned reg, unsigned rm)
 {
-	b1(e, (uint8_t)(0x47 | (reg_field << 3)));
+	unsigned rex = (size == 8 ? 8u : 0u) | (reg >> 3) << 2 | rm >> 3;
+
+	if (rex)
+		b1(e, (uint8_t)(0x40 | rex));
+	if (op > 0xff)
+		b1(e, (uint8_t)(op >> 8));
+	b1(e, (uint8_t)op);
+	b1(e, (uint8_t)(0xc0 | (reg & 7) << 3 | (rm & 7)));
+}
+
+/* [REX] op ModRM with cpu->gpr[r] ([rdi + 8r]: mod 01, rm 111, disp8),
+ * host register h in the reg field */
+static void gpr_mem(struct emit *e, unsigned size, unsigned op, unsigned h, unsigned r)
+{
+	unsigned rex = (size == 8 ? 8u : 0u) | (h >> 3) << 2;
+
+	if (rex)
+		b1(e, (uint8_t)(0x40 | rex));
+	if (op > 0xff)
+		b1(e, (uint8_t)(op >> 8));
+	b1(e, (uint8_t)op);
+	b1(e, (uint8_t)(0x47 | (h & 7) << 3));
 	b1(e, (uint8_t)(offsetof(struct emu_cpu, gpr) + 8 * r));
+}
+
+static bool homed(const struct emit *e, unsigned r)
+{
+	return e->home[r] >= 0;
+}
+
+/* op h, guest r: on r's home, or on cpu->gpr[r] */
+static void gpr_op(struct emit *e, unsigned size, unsigned op, unsigned h, unsigned r)
+{
+	if (homed(e, r))
+		rr(e, size, op, h, (unsigned)e->home[r]);
+	else
+		gpr_mem(e, size, op, h, r);
+}
+
+/* Every home into cpu->gpr (mask: which), or back from it. */
+static void homes_out(struct emit *e, uint16_t mask)
+{
+	for (unsigned r = 0; r < 16; r++)
+		if (homed(e, r) && (mask >> r & 1))
+			gpr_mem(e, 8, 0x89, (unsigned)e->home[r], r);
+}
+
+static void homes_in(struct emit *e)
+{
+	for (unsigned r = 0; r < 16; r++)
+		if (homed(e, r))
+			gpr_mem(e, 8, 0x8b, (unsigned)e->home[r], r);
 }
 
 /* A field of cpu at off: ModRM mod 10, rm 111 (RDI), disp32 */
@@ -186,9 +251,7 @@ static void rex_w(struct emit *e, unsigned size)
 /* host h (the low 32 bits zero-extended for 4) = guest r */
 static void load_to(struct emit *e, unsigned size, unsigned h, unsigned r)
 {
-	rex_w(e, size);
-	b1(e, 0x8b);
-	gpr_operand(e, h, r);
+	gpr_op(e, size, 0x8b, h, r);
 }
 
 static void load(struct emit *e, unsigned size, unsigned r)
@@ -199,9 +262,9 @@ static void load(struct emit *e, unsigned size, unsigned r)
 /* guest r = host h (all 64 bits: after a 32-bit operation they are zero-extended) */
 static void store_from(struct emit *e, unsigned h, unsigned r)
 {
-	b1(e, 0x48);
-	b1(e, 0x89);
-	gpr_operand(e, h, r);
+	gpr_op(e, 8, 0x89, h, r);
+	if (homed(e, r))
+		e->written |= (uint16_t)(1u << r);
 }
 
 static void store(struct emit *e, unsigned r)
@@ -212,9 +275,7 @@ static void store(struct emit *e, unsigned r)
 /* rax op= guest r; alu is the ModRM.reg of group 1 (0 ADD 1 OR 4 AND 5 SUB 6 XOR 7 CMP) */
 static void alu_mem(struct emit *e, unsigned size, unsigned alu, unsigned r)
 {
-	rex_w(e, size);
-	b1(e, (uint8_t)(alu << 3 | 3));
-	gpr_operand(e, 0, r);
+	gpr_op(e, size, alu << 3 | 3, H_RAX, r);
 }
 
 static void alu_imm(struct emit *e, unsigned size, unsigned alu, uint32_t imm)
@@ -227,9 +288,7 @@ static void alu_imm(struct emit *e, unsigned size, unsigned alu, uint32_t imm)
 
 static void test_mem(struct emit *e, unsigned size, unsigned r)
 {
-	rex_w(e, size);
-	b1(e, 0x85);
-	gpr_operand(e, 0, r);
+	gpr_op(e, size, 0x85, H_RAX, r);
 }
 
 static void test_imm(struct emit *e, unsigned size, uint32_t imm)
@@ -293,6 +352,15 @@ struct jit_exit {
 	bool status;            /* the helper's status in EAX goes into the value */
 };
 
+/* Every exit ends in a jump to one of the block's two tails: the first
+ * stores the homes written (jit_homes) into cpu->gpr, then falls into
+ * the second, which pops what the prologue pushed and returns. The exits
+ * right after a helper take the second: cpu->gpr is the truth there. */
+struct jit_tail_jump {
+	uint8_t *rel;
+	bool store;
+};
+
 struct jit {
 	struct emit e;
 	/* The guest's arithmetic flags, when the prefix has written them
@@ -311,6 +379,10 @@ struct jit {
 	unsigned nexits;
 	uint8_t *loop_start;    /* the first instruction's code (after the prologue) */
 	unsigned nloops;        /* loop exits so far */
+	struct jit_tail_jump tails[JIT_EXITS + 2 * EMU_JIT_MAX_INSNS];
+	unsigned ntails;
+	uint8_t pushed[JIT_HOMES + 2]; /* what the prologue pushed, in order */
+	unsigned npushed;
 };
 
 static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t bytes)
@@ -819,10 +891,7 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 		if (in->op != 0xaf || !reg) /* IMUL r, r/m: CF OF (the rest undefined) */
 			return false;
 		load(e, size, in->reg);
-		rex_w(e, size);
-		b1(e, 0x0f);
-		b1(e, 0xaf);
-		gpr_operand(e, 0, in->rm);
+		gpr_op(e, size, 0x0faf, H_RAX, in->rm);
 		store(e, in->reg);
 		*writes = true;
 		return true;
@@ -960,16 +1029,25 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 
 /* An exit's stub: the flags (when they are only in the host's RFLAGS)
  * into cpu->jit_flags, and the return value for emu_run (jit.h). */
-static void emit_exit(struct emit *e, const struct jit_exit *x)
+static void jmp_tail(struct jit *j, bool store)
 {
+	b1(&j->e, 0xe9);                          /* jmp rel32 (patched by emit_tails) */
+	assert(j->ntails < ARRAY_SIZE(j->tails));
+	j->tails[j->ntails++] = (struct jit_tail_jump){ .rel = j->e.p, .store = store };
+	b4(&j->e, 0);
+}
+
+static void emit_exit(struct jit *j, const struct jit_exit *x)
+{
+	struct emit *e = &j->e;
+
 	if (x->status) {
 		b1(e, 0xc1);                      /* shl eax, 12 */
 		b1(e, 0xe0);
 		b1(e, 12);
 		b1(e, 0x0d);                      /* or eax, imm32 */
 		b4(e, x->k | EMU_JIT_STOP);
-		b1(e, 0x5b);                      /* pop rbx */
-		b1(e, 0xc3);                      /* ret */
+		jmp_tail(j, false);
 		return;
 	}
 	if (x->save) {
@@ -981,8 +1059,53 @@ static void emit_exit(struct emit *e, const struct jit_exit *x)
 	b1(e, 0xb8);
 	b8(e, (uint64_t)x->k | (uint64_t)x->kind << 8 | (x->taken ? EMU_JIT_TAKEN : 0) |
 		      (x->stop ? EMU_JIT_STOP : 0) | (uint64_t)x->bytes << 32);
-	b1(e, 0x5b);                              /* pop rbx */
-	b1(e, 0xc3);                              /* ret */
+	jmp_tail(j, !x->stop);
+}
+
+/* The prologue: push RBX and the callee-saved homes (and one more when
+ * that makes an even count: helper calls need RSP 16-byte aligned), keep
+ * cpu in RBX, load the homes. */
+static void emit_prologue(struct jit *j)
+{
+	struct emit *e = &j->e;
+
+	j->pushed[j->npushed++] = H_RBX;
+	for (unsigned r = 0; r < 16; r++)
+		if (homed(e, r) && callee_saved((unsigned)e->home[r]))
+			j->pushed[j->npushed++] = (uint8_t)e->home[r];
+	if (!(j->npushed & 1))
+		j->pushed[j->npushed++] = H_RCX; /* padding */
+	for (unsigned i = 0; i < j->npushed; i++) {
+		if (j->pushed[i] >= 8)
+			b1(e, 0x41);
+		b1(e, (uint8_t)(0x50 | (j->pushed[i] & 7))); /* push */
+	}
+	b1(e, 0x48);                                  /* mov rbx, rdi */
+	b1(e, 0x89);
+	b1(e, 0xfb);
+	homes_in(e);
+}
+
+/* The two tails (struct jit_tail_jump), and the exits' jumps to them. */
+static void emit_tails(struct jit *j)
+{
+	struct emit *e = &j->e;
+	uint8_t *tail[2];
+
+	tail[1] = e->p;
+	homes_out(e, e->written);
+	tail[0] = e->p;
+	for (unsigned i = j->npushed; i-- > 0;) {
+		if (j->pushed[i] >= 8)
+			b1(e, 0x41);
+		b1(e, (uint8_t)(0x58 | (j->pushed[i] & 7))); /* pop */
+	}
+	b1(e, 0xc3);                                  /* ret */
+	for (unsigned i = 0; i < j->ntails; i++) {
+		int32_t rel = (int32_t)(tail[j->tails[i].store] - (j->tails[i].rel + 4));
+
+		memcpy(j->tails[i].rel, &rel, 4);
+	}
 }
 
 static void flags_to_cpu(struct jit *j);
@@ -1041,7 +1164,7 @@ static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass
 	struct jit_exit out = *x;                     /* fail: a taken Jcc's exit */
 	out.save = false;
 	out.loop = false;
-	emit_exit(e, &out);
+	emit_exit(j, &out);
 }
 
 static bool is_jcc(const struct emu_insn *in)
@@ -1112,6 +1235,7 @@ static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exac
 	b1(e, 0xc6);                                  /* mov byte [rdi + code_written], 0 */
 	cpu_operand(e, 0, offsetof(struct emu_cpu, code_written));
 	b1(e, 0);
+	homes_out(e, 0xffff);                         /* the handler sees cpu->gpr */
 	b1(e, 0x48);                                  /* mov rsi, in */
 	b1(e, 0xbe);
 	b8(e, (uint64_t)(uintptr_t)in);
@@ -1142,6 +1266,7 @@ static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exac
 	cpu_operand(e, 7, offsetof(struct emu_cpu, code_written));
 	b1(e, 0);
 	jcc_to(j, x, CC_NE);
+	homes_in(e);                                  /* what the handler left there */
 	j->synced = j->bytes + in->len;
 	j->guarded = false; /* it may have changed the CPL */
 }
@@ -1149,14 +1274,15 @@ static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exac
 /* What emu_jit_block must be able to go back to. */
 struct jit_snap {
 	uint8_t *p;
-	unsigned kind, nexits, k, nexact;
+	unsigned kind, nexits, ntails, k, nexact;
 	uint32_t bytes, synced;
 	bool in_host, in_mem, guarded;
 };
 
 static struct jit_snap snap(const struct jit *j, unsigned k, unsigned nexact)
 {
-	return (struct jit_snap){ .p = j->e.p, .kind = j->kind, .nexits = j->nexits, .k = k,
+	return (struct jit_snap){ .p = j->e.p, .kind = j->kind, .nexits = j->nexits,
+				  .ntails = j->ntails, .k = k,
 				  .nexact = nexact, .bytes = j->bytes, .synced = j->synced,
 				  .in_host = j->in_host, .in_mem = j->in_mem, .guarded = j->guarded };
 }
@@ -1166,12 +1292,65 @@ static void unsnap(struct jit *j, const struct jit_snap *sn)
 	j->e.p = sn->p;
 	j->kind = sn->kind;
 	j->nexits = sn->nexits;
+	j->ntails = sn->ntails;
 	j->bytes = sn->bytes;
 	j->synced = sn->synced;
 	j->in_host = sn->in_host;
 	j->in_mem = sn->in_mem;
 	j->guarded = sn->guarded;
 	j->bail = -1; /* an exit of what was taken back */
+}
+
+/* The guest registers insns use: a use each for ModRM's reg and rm (or
+ * base and index), the register in the opcode, the implied RAX and RSP
+ * (more than they use, at times: a ModRM.reg that extends the opcode). */
+static void count_uses(const struct emu_insn *in, unsigned uses[16])
+{
+	unsigned op = in->op;
+
+	if (in->has_modrm) {
+		uses[in->reg & 15]++;
+		if (in->mod == 3) {
+			uses[in->rm & 15]++;
+		} else {
+			if (in->base >= 0)
+				uses[in->base & 15]++;
+			if (in->index >= 0)
+				uses[in->index & 15]++;
+		}
+	}
+	if (in->map != MAP_1B)
+		return;
+	if ((op >= 0x50 && op <= 0x5f) || (op >= 0xb8 && op <= 0xbf))
+		uses[(op & 7) | (in->rex & 1) << 3]++;
+	if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xe8 || op == 0xc2 ||
+	    op == 0xc3)
+		uses[X86_RSP]++;
+	if ((op < 0x40 && (op & 7) == 5) || op == 0xa9)
+		uses[X86_RAX]++;
+}
+
+/* Homes (struct emit) for the guest registers insns use most, twice at
+ * least (one use is as cheap from cpu->gpr; once is enough when every
+ * prefix is translated, so that emu-diff-jit's one-instruction cases run
+ * on homes): the caller-saved host registers first, which cost no push. */
+static void jit_homes(struct emit *e, const struct emu_insn *insns, unsigned n)
+{
+	unsigned uses[16] = { 0 }, used = 0, least = atomic_load(&jit_switch) == 2 ? 1 : 2;
+
+	memset(e->home, -1, sizeof(e->home));
+	for (unsigned k = 0; k < n; k++)
+		count_uses(&insns[k], uses);
+	while (used < JIT_HOMES) {
+		unsigned best = 16;
+
+		for (unsigned r = 0; r < 16; r++)
+			if (!homed(e, r) && uses[r] >= least && (best == 16 || uses[r] > uses[best]))
+				best = r;
+		if (best == 16)
+			break;
+		e->home[best] = (int8_t)home_regs[used++];
+	}
 }
 
 struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_insn *insns, unsigned n,
@@ -1188,15 +1367,13 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 	unsigned k, nexact = 0, nnative = 0;
 	bool unsettled = false, ended = false;
 
-	b1(&j.e, 0x53);                               /* push rbx: cpu across helper calls */
-	b1(&j.e, 0x48);                               /* mov rbx, rdi */
-	b1(&j.e, 0x89);
-	b1(&j.e, 0xfb);
+	jit_homes(&j.e, insns, MIN(n, (unsigned)EMU_JIT_MAX_INSNS));
+	emit_prologue(&j);
 	j.loop_start = j.e.p;
 	native = snap(&j, 0, 0);
 	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS && j.nexits + 3 <= JIT_EXITS &&
 		    (unsigned)(j.e.p - start) + JIT_INSN_MAX + (j.nexits + 2) * JIT_EXIT_MAX +
-			    j.nloops * JIT_LOOP_MAX <= JIT_BLOCK_MAX;
+			    j.nloops * JIT_LOOP_MAX + JIT_TAIL_MAX <= JIT_BLOCK_MAX;
 	     k++) {
 		const struct emu_insn *in = &insns[k];
 		struct jit_snap before = snap(&j, k, nexact);
@@ -1225,7 +1402,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			/* JMP rel: leave as a taken branch does */
 			struct jit_exit *x = new_exit(&j, k, true, j.bytes);
 
-			emit_exit(&j.e, x);
+			emit_exit(&j, x);
 			j.nexits--;
 			ended = true;
 			nnative++;
@@ -1269,7 +1446,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 
 			if (in->op != 0xe8)
 				x->bytes = 0;
-			emit_exit(&j.e, x);
+			emit_exit(&j, x);
 			j.nexits--;
 			ended = true;
 			k++;
@@ -1296,7 +1473,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 	if (!ended) {
 		struct jit_exit *x = new_exit(&j, k, false, j.bytes);
 
-		emit_exit(&j.e, x);
+		emit_exit(&j, x);
 		j.nexits--;
 	}
 	for (unsigned i = 0; i < j.nexits; i++) {
@@ -1310,8 +1487,9 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 		if (x->loop)
 			emit_loop(&j, x, x->k + 1);
 		else
-			emit_exit(&j.e, x);
+			emit_exit(&j, x);
 	}
+	emit_tails(&j);
 	if (k < n) /* the block does not run whole here: flags exact */
 		for (unsigned i = 0; i < nexact; i++) {
 			uint64_t fn = (uint64_t)(uintptr_t)emu_exec_exact;
