@@ -137,9 +137,15 @@ struct emu_cpu {
 	uint64_t jit_flags;
 	uint64_t jit_insns;
 	uint64_t jit_rip;       /* scratch of translated code: RIP after a helper */
-	/* Instructions translated code may run beyond one pass of its block:
-	 * a loop back to the block's start takes its share (jit.h). */
+	/* Instructions translated code may still run, counted from the start
+	 * of the pass it is in: a loop back to a block's start or a jump into
+	 * a linked block takes its share (jit.h). */
 	uint64_t jit_left;
+	/* Set by translated code that went on into a linked block: that
+	 * block (a struct emu_block *) and the RIP it was entered at. */
+	void *jit_block;
+	uint64_t jit_entry;
+	uint64_t jit_hops;      /* jumps from one block's code into another's (a statistic) */
 	/* emu_run() returns early once this is set (NULL: never): the
 	 * engine's kick flag. */
 	const atomic_bool *stop;

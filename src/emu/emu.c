@@ -444,9 +444,10 @@ static int emu_vcpu_run(struct vcpu *v)
 	}
 	current = NULL;
 	if (emu_jit_on())
-		log_info("vCPU %u: %llu instructions, %.1f%% of them in translated code", v->index,
-			 (unsigned long long)ev->insns,
-			 ev->insns ? 100.0 * (double)cpu->jit_insns / (double)ev->insns : 0.0);
+		log_info("vCPU %u: %llu instructions, %.1f%% of them in translated code, "
+			 "%llu jumps between linked blocks", v->index, (unsigned long long)ev->insns,
+			 ev->insns ? 100.0 * (double)cpu->jit_insns / (double)ev->insns : 0.0,
+			 (unsigned long long)cpu->jit_hops);
 	return 0;
 }
 

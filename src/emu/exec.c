@@ -2193,16 +2193,32 @@ out:
 }
 
 /* Runs a block's translated prefix (jit.h): registers in place, the
- * host's flags taken as the guest's where the prefix wrote them. 0: it
- * ran to its end, or left for the interpreter at instruction *n; 1: a
- * Jcc in it was taken (RIP at the target), or it stopped after a helper
- * (*st its status); -1: that target is not canonical (#GP, RIP at the
- * Jcc). *n: instructions run. */
-static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, const struct emu_insn *in,
-			     unsigned *n, int *st)
+ * host's flags taken as the guest's where the prefix wrote them. The
+ * code may go on into linked blocks (emu_jit_link): *bp and *inp are
+ * then the block it left from, *entry the RIP it entered that one at.
+ * 0: it ran to the end of that block's prefix, or left for the
+ * interpreter at instruction *n; 1: a Jcc in it was taken (RIP at the
+ * target), or it stopped after a helper (*st its status); -1: that
+ * target is not canonical (#GP, RIP at the Jcc). *n: instructions run in
+ * that block; *link: the exit's link record (0: none). */
+static inline int run_native(struct emu_cpu *cpu, struct emu_block **bp, const struct emu_insn **inp,
+			     uint64_t *entry, unsigned *n, int *st, unsigned *link)
 {
-	uint64_t r = b->native(cpu), next;
-	unsigned k = r & 0xff, kind = (r >> 8) & 3;
+	uint64_t r, next;
+	const struct emu_insn *in;
+	unsigned k, kind;
+
+	cpu->jit_block = NULL;
+	r = (*bp)->native(cpu);
+	k = r & 0xff;
+	kind = (r >> 8) & 3;
+	*link = (r >> EMU_JIT_LINK_SHIFT) & EMU_JIT_LINK_MASK;
+	if (cpu->jit_block) {
+		*bp = cpu->jit_block;
+		*inp = &emu_icache_tls->insns[(*bp)->first];
+		*entry = cpu->jit_entry;
+	}
+	in = *inp;
 
 	if (kind != JIT_FLAGS_NONE) {
 		uint64_t fl = cpu->jit_flags & FL_ARITH;
@@ -2232,28 +2248,39 @@ static inline int run_native(struct emu_cpu *cpu, const struct emu_block *b, con
 }
 
 /* A block with a translated prefix: the prefix (when the budget and the
- * interrupt shadow allow), then what it left of the block interpreted.
- * Out of line: the interpreter's path stays as it was. */
-static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, const struct emu_block *b,
-						    const struct emu_insn *in, unsigned budget,
-						    unsigned *ran, unsigned *looped)
+ * interrupt shadow allow), going on into linked blocks, then what it
+ * left of the last one interpreted. *bp, *inp, *entry: as run_native's;
+ * *last: the instructions run in that block's last pass; *link: as
+ * run_native's. Out of line: the interpreter's path stays as it was. */
+static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, struct emu_block **bp,
+						    const struct emu_insn **inp, uint64_t *entry,
+						    unsigned budget, unsigned *ran, unsigned *last,
+						    unsigned *link)
 {
 	unsigned k = 0, n, extra = 0;
 	int left = 0, st = EMU_OK;
+	const struct emu_block *b = *bp;
 
+	*link = 0;
 	if (b->native_n <= budget && !cpu->interrupt_shadow) {
-		cpu->jit_left = budget - b->native_n;
-		left = run_native(cpu, b, in, &k, &st);
-		extra = (unsigned)(budget - b->native_n - cpu->jit_left); /* loops back */
+		/* set by a store into this page, if it was one of this code's
+		 * (a helper's: the helper stub clears it first) */
+		cpu->code_written = false;
+		cpu->jit_left = budget;
+		left = run_native(cpu, bp, inp, entry, &k, &st, link);
+		b = *bp;
+		extra = (unsigned)(budget - cpu->jit_left); /* passes before the last */
 		cpu->jit_insns += extra;
 	}
-	*looped = extra;
 	if (left || k == b->ninsn || k + extra >= budget) {
 		*ran = k + extra;
+		*last = k;
 		return left < 0 ? EMU_FAULT : st;
 	}
-	st = run_insns(cpu, in + k, MIN((unsigned)b->ninsn - k, budget - k - extra), b->ninsn - k, &n);
+	*link = 0;
+	st = run_insns(cpu, *inp + k, MIN((unsigned)b->ninsn - k, budget - k - extra), b->ninsn - k, &n);
 	*ran = n + k + extra;
+	*last = n + k;
 	return st;
 }
 
@@ -2277,7 +2304,8 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 	struct emu_block *prev = NULL, *b;
 	const struct emu_insn *in;
 	uint64_t cur_page = ~0ULL, ppage, entry = 0;
-	unsigned done = 0, n, looped;
+	unsigned done = 0, n, last, link = 0;
+	bool followed;
 	uint8_t *host;
 	int st;
 
@@ -2296,6 +2324,7 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 					      cur_page << 12 | (cpu->rip & 0xfff), cpu->fetch.host,
 					      MODE_LONG64, &in);
 		}
+		followed = b != NULL;
 		if (!b) {
 			if (code_page(cpu, &host, &ppage)) {
 				st = EMU_FAULT;
@@ -2324,20 +2353,29 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 				n = 1;
 				goto next;
 			}
-			if (prev && prev->chain && b->mode == MODE_LONG64)
+			if (prev && b->mode == MODE_LONG64) /* prev: chains (below) */
 				prev->next[cpu->rip != entry + prev->nbytes] = b;
 		}
-		entry = cpu->rip;
-		cpu->code_page = cur_page;
-		looped = 0;
 		if (c->jit && b->heat < 255 && ++b->heat == c->jit_hot && b->mode == MODE_LONG64)
 			emu_icache_translate(b, cpu->cpl);
-		if (__builtin_expect(b->native_n != 0, 0))
-			st = run_translated(cpu, b, in, budget - done, &n, &looped);
-		else
+		/* The previous block left through a linkable exit to this one,
+		 * on its page: from now on its code goes on into this one's. */
+		if (link && followed && b->native)
+			emu_jit_link(c->jit, prev->native, link, b, (int64_t)(b->phys - prev->phys));
+		entry = cpu->rip;
+		cpu->code_page = cur_page;
+		if (__builtin_expect(b->native_n != 0, 0)) {
+			st = run_translated(cpu, &b, &in, &entry, budget - done, &n, &last, &link);
+		} else {
 			st = run_insns(cpu, in, MIN((unsigned)b->ninsn, budget - done), b->ninsn, &n);
-		prev = b->chain && b->mode == MODE_LONG64 ? b : NULL;
-		if (!b->chain && n - looped == b->ninsn) /* its last one ran (passes back to its start aside) */
+			last = n;
+			link = 0;
+		}
+		/* the next block may be chained to this one when what ran last
+		 * in it chains: its last instruction, or a straight one before
+		 * it (a taken Jcc) */
+		prev = (b->chain || last < b->ninsn) && b->mode == MODE_LONG64 ? b : NULL;
+		if (!b->chain && last == b->ninsn) /* its last one ran (passes back to its start aside) */
 			c->session++; /* after a serialising instruction, among others */
 		if (cpu->code_written)
 			prev = NULL; /* the session is new already (emu_code_store) */

@@ -117,7 +117,7 @@ struct emu_icache *emu_icache_get(void)
 		return NULL;
 	}
 	if (emu_jit_on()) {
-		c->jit = emu_jit_buf_new(); /* NULL: the interpreter alone */
+		c->jit = emu_jit_buf_new(&c->session); /* NULL: the interpreter alone */
 		c->jit_hot = (uint8_t)emu_jit_hot();
 	}
 	if (pthread_setspecific(cache_key, c)) {

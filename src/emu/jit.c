@@ -3,6 +3,7 @@
 #include "jit.h"
 #include "exec.h"
 #include "flags.h"
+#include "icache.h"
 
 #include <assert.h>
 #include <stdatomic.h>
@@ -13,10 +14,13 @@
 #include <unistd.h>
 
 #define JIT_BYTES (16u << 20)
-#define JIT_BLOCK_MAX 8192u    /* bytes of host code a block may take, at most */
+#define JIT_BLOCK_MAX 16384u   /* bytes of host code a block may take, at most */
 #define JIT_INSN_MAX 320u      /* bytes of host code per instruction, at most */
 #define JIT_EXIT_MAX 24u       /* bytes of host code per exit, at most */
 #define JIT_TAIL_MAX 64u       /* bytes of the exits' common tails, at most */
+#define JIT_LINK_MAX 320u      /* bytes of a linkable exit (record, stub, hop), at most */
+#define JIT_LINKS 8u           /* linkable exits of a block, at most */
+#define JIT_ENTRY_SKIP 14u     /* bytes of the prologue's pushes and mov rbx, rdi */
 #define JIT_LOOP_MAX 160u      /* bytes of host code per loop-back stub, at most */
 #define JIT_EXITS (3 * EMU_JIT_MAX_INSNS) /* exits of a block, at most */
 #define JIT_HOT 8u             /* entries before a block is translated */
@@ -25,6 +29,7 @@
 struct emu_jit_buf {
 	uint8_t *rw, *rx;      /* the same pages: written through rw, run through rx */
 	uint32_t used;
+	const uint64_t *session; /* the cache's current session (struct emu_icache) */
 };
 
 static atomic_int jit_switch = -1; /* -1: not decided yet; 2: every prefix (tests) */
@@ -62,13 +67,14 @@ uint64_t emu_jit_translated(void)
 	return atomic_load(&jit_count);
 }
 
-struct emu_jit_buf *emu_jit_buf_new(void)
+struct emu_jit_buf *emu_jit_buf_new(const uint64_t *session)
 {
 	struct emu_jit_buf *j = calloc(1, sizeof(*j));
 	int fd;
 
 	if (!j)
 		return NULL;
+	j->session = session;
 	fd = memfd_create("kumo-emu-jit", MFD_CLOEXEC);
 	if (fd < 0)
 		goto fail;
@@ -140,16 +146,11 @@ static void b8(struct emit *e, uint64_t v)
 
 /* Host registers the code uses: RDI holds cpu (RBX keeps it across
  * helper calls); RAX, RCX, RDX and RSI are scratch; R8-R11, RBP and
- * R12-R15 are homes of guest registers (jit_homes()), the callee-saved
- * ones pushed by the prologue when used. */
+ * R12-R15 are homes of guest registers (jit_homes()); the prologue
+ * pushes every callee-saved one, whether used or not. */
 enum { H_RAX = 0, H_RCX = 1, H_RDX = 2, H_RBX = 3, H_RBP = 5, H_RSI = 6, H_RDI = 7 };
 static const uint8_t home_regs[] = { 8, 9, 10, 11, H_RBP, 12, 13, 14, 15 };
 #define JIT_HOMES ARRAY_SIZE(home_regs)
-
-static bool callee_saved(unsigned h)
-{
-	return h == H_RBX || h == H_RBP || h >= 12;
-}
 
 /* The TLB probe below computes emu_tlb_set() and indexes the entries
  * itself: it must agree with cpu.h. */
@@ -350,6 +351,25 @@ struct jit_exit {
 	bool loop;              /* a taken Jcc to the block's start: loop back if allowed */
 	uint32_t synced;        /* (loop) the bytes RIP is ahead of the block's start */
 	bool status;            /* the helper's status in EAX goes into the value */
+	bool link;              /* a static target: linkable (emu_jit_link) */
+	int32_t target;         /* (link) the target, bytes from the block's start */
+	int32_t delta;          /* (link) the target, bytes from cpu->rip at the exit */
+};
+
+/* A linkable exit's record, in the code buffer in front of its stub
+ * (never run: only jumps reach the stub). Offsets are from the start of
+ * the block's function. The stub starts with a jump to the ordinary
+ * exit, which linking turns into a jump to the hop: the checks (budget,
+ * stop, the linked block still valid), then the flags into the CPU's
+ * state, RIP to the target, the homes stored and a jump into the linked
+ * block's code past its pushes. */
+struct jit_link {
+	uint32_t activate;      /* the rel32 of the stub's first jump */
+	uint32_t blk, fn;       /* the imm64s of the linked block and its code */
+	uint32_t jmp;           /* the rel32 of the jump into its code */
+	uint32_t hop;
+	int32_t target;
+	uint64_t to, to_fn;     /* what it is linked to (0: nothing) */
 };
 
 /* Every exit ends in a jump to one of the block's two tails: the first
@@ -383,7 +403,24 @@ struct jit {
 	unsigned ntails;
 	uint8_t pushed[JIT_HOMES + 2]; /* what the prologue pushed, in order */
 	unsigned npushed;
+	unsigned nlinks;        /* linkable exits so far */
+	const uint64_t *session; /* struct emu_jit_buf's */
 };
+
+static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t bytes);
+
+/* Makes x (a taken branch's, or the fall-through at the block's end)
+ * linkable, to the target `target` bytes from the block's start, while
+ * the block has room for another. */
+static void link_exit(struct jit *j, struct jit_exit *x, int64_t target)
+{
+	if (j->nlinks >= JIT_LINKS || target != (int32_t)target)
+		return;
+	x->link = true;
+	x->target = (int32_t)target;
+	x->delta = (int32_t)(target - j->synced);
+	j->nlinks++;
+}
 
 static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t bytes)
 {
@@ -404,7 +441,16 @@ static void jcc_to(struct jit *j, struct jit_exit *x, unsigned cc)
 	b4(&j->e, 0);
 }
 
-enum { CC_NE = 0x5, CC_E = 0x4, CC_A = 0x7 };
+/* jmp rel32 to x */
+static void jmp_to(struct jit *j, struct jit_exit *x)
+{
+	b1(&j->e, 0xe9);
+	assert(x->nrel < ARRAY_SIZE(x->rel));
+	x->rel[x->nrel++] = j->e.p;
+	b4(&j->e, 0);
+}
+
+enum { CC_NE = 0x5, CC_E = 0x4, CC_A = 0x7, CC_B = 0x2 };
 
 /* A branch to the interpreter: the instruction being emitted is not
  * done, nothing of it was (its checks come before its effects). */
@@ -1068,13 +1114,13 @@ static void emit_exit(struct jit *j, const struct jit_exit *x)
 static void emit_prologue(struct jit *j)
 {
 	struct emit *e = &j->e;
+	static const uint8_t saved[] = { H_RBX, H_RBP, 12, 13, 14, 15, H_RCX /* padding */ };
+	uint8_t *p0 = e->p;
 
-	j->pushed[j->npushed++] = H_RBX;
-	for (unsigned r = 0; r < 16; r++)
-		if (homed(e, r) && callee_saved((unsigned)e->home[r]))
-			j->pushed[j->npushed++] = (uint8_t)e->home[r];
-	if (!(j->npushed & 1))
-		j->pushed[j->npushed++] = H_RCX; /* padding */
+	/* the same in every block: a linked block's code is entered past
+	 * them (JIT_ENTRY_SKIP) and its tails pop what the first pushed */
+	for (unsigned i = 0; i < ARRAY_SIZE(saved); i++)
+		j->pushed[j->npushed++] = saved[i];
 	for (unsigned i = 0; i < j->npushed; i++) {
 		if (j->pushed[i] >= 8)
 			b1(e, 0x41);
@@ -1083,6 +1129,7 @@ static void emit_prologue(struct jit *j)
 	b1(e, 0x48);                                  /* mov rbx, rdi */
 	b1(e, 0x89);
 	b1(e, 0xfb);
+	assert(e->p - p0 == JIT_ENTRY_SKIP);
 	homes_in(e);
 }
 
@@ -1111,11 +1158,11 @@ static void emit_tails(struct jit *j)
 static void flags_to_cpu(struct jit *j);
 
 /* The stub of a taken Jcc back to the block's start: when the budget
- * (cpu->jit_left) has room for another pass and the vCPU is not being
+ * (cpu->jit_left) has room for another whole pass and the vCPU is not being
  * stopped, the flags go to the CPU's state (a pass starts with them
  * there), RIP back to the start, and the code runs again; else it leaves
  * as any taken Jcc (emu_run takes the branch). */
-static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass)
+static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass, unsigned native_n)
 {
 	struct emit *e = &j->e;
 	uint8_t *fail[2];
@@ -1141,6 +1188,9 @@ static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass
 	b1(e, 0x48);                                  /* sub rax, per_pass */
 	b1(e, 0x2d);
 	b4(e, per_pass);
+	b1(e, 0x48);                                  /* cmp rax, native_n: room for a pass */
+	b1(e, 0x3d);
+	b4(e, native_n);
 	b1(e, 0x72);                                  /* jb fail */
 	fail[1] = e->p;
 	b1(e, 0);
@@ -1165,6 +1215,137 @@ static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass
 	out.save = false;
 	out.loop = false;
 	emit_exit(j, &out);
+}
+
+/* jcc rel32 to a place already emitted */
+static void jcc_back(struct emit *e, unsigned cc, const uint8_t *to)
+{
+	b1(e, 0x0f);
+	b1(e, (uint8_t)(0x80 | cc));
+	b4(e, (uint32_t)(int32_t)(to - (e->p + 4)));
+}
+
+/* A linkable exit (struct jit_link): its record at rec, then the stub. */
+static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec, uint8_t *fn)
+{
+	struct emit *e = &j->e;
+	struct jit_link l = { .target = x->target };
+	uint8_t *normal;
+
+	b1(e, 0xe9);                                  /* jmp normal (the hop once linked) */
+	l.activate = (uint32_t)(e->p - fn);
+	b4(e, 0);
+	if (x->save) {
+		b1(e, 0x9c);                          /* pushfq */
+		b1(e, 0x8f);                          /* pop qword [rdi + jit_flags] */
+		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+	}
+	normal = e->p;
+	b1(e, 0x48);                                  /* movabs rax, imm64 */
+	b1(e, 0xb8);
+	b8(e, (uint64_t)x->k | (uint64_t)x->kind << 8 | (x->taken ? EMU_JIT_TAKEN : 0) |
+		      (uint64_t)(rec - fn) << EMU_JIT_LINK_SHIFT | (uint64_t)(uint32_t)x->bytes << 32);
+	jmp_tail(j, true);
+
+	l.hop = (uint32_t)(e->p - fn);
+	if (x->save) {
+		b1(e, 0x9c);                          /* pushfq */
+		b1(e, 0x8f);                          /* pop qword [rdi + jit_flags] */
+		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+	}
+	load_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_left));
+	b1(e, 0x48);                                  /* sub rax, instructions done */
+	b1(e, 0x2d);
+	b4(e, x->k + (x->taken ? 1u : 0u));
+	b1(e, 0x48);                                  /* cmp rax, a pass at most */
+	b1(e, 0x3d);
+	b4(e, EMU_JIT_MAX_INSNS);
+	jcc_back(e, CC_B, normal);
+	load_cpu(e, H_RCX, offsetof(struct emu_cpu, stop));
+	b1(e, 0x48);                                  /* test rcx, rcx */
+	b1(e, 0x85);
+	b1(e, 0xc9);
+	b1(e, 0x74);                                  /* jz +9 */
+	b1(e, 9);
+	b1(e, 0x80);                                  /* cmp byte [rcx], 0 */
+	b1(e, 0x39);
+	b1(e, 0);
+	jcc_back(e, CC_NE, normal);
+	b1(e, 0x48);                                  /* movabs rcx, the linked block */
+	b1(e, 0xb9);
+	l.blk = (uint32_t)(e->p - fn);
+	b8(e, 0);
+	b1(e, 0x48);                                  /* movabs rdx, its code */
+	b1(e, 0xba);
+	l.fn = (uint32_t)(e->p - fn);
+	b8(e, 0);
+	b1(e, 0x48);                                  /* cmp rdx, [rcx + native] */
+	b1(e, 0x3b);
+	b1(e, 0x51);
+	b1(e, (uint8_t)offsetof(struct emu_block, native));
+	jcc_back(e, CC_NE, normal);
+	b1(e, 0x48);                                  /* mov rdx, [rcx + session] */
+	b1(e, 0x8b);
+	b1(e, 0x51);
+	b1(e, (uint8_t)offsetof(struct emu_block, session));
+	b1(e, 0x48);                                  /* movabs rsi, &the cache's session */
+	b1(e, 0xbe);
+	b8(e, (uint64_t)(uintptr_t)j->session);
+	b1(e, 0x48);                                  /* cmp rdx, [rsi] */
+	b1(e, 0x3b);
+	b1(e, 0x16);
+	jcc_back(e, CC_NE, normal);
+	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_left)); /* go: */
+	store_cpu(e, H_RCX, offsetof(struct emu_cpu, jit_block));
+	b1(e, 0x48);                                  /* inc qword [rdi + jit_hops] */
+	b1(e, 0xff);
+	cpu_operand(e, 0, offsetof(struct emu_cpu, jit_hops));
+	j->kind = x->kind;
+	j->in_host = false;
+	j->in_mem = true;
+	flags_to_cpu(j);
+	b1(e, 0x48);                                  /* add qword [rdi + rip], delta */
+	b1(e, 0x81);
+	cpu_operand(e, 0, offsetof(struct emu_cpu, rip));
+	b4(e, (uint32_t)x->delta);
+	load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
+	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_entry));
+	homes_out(e, e->written);
+	b1(e, 0xe9);                                  /* jmp into the linked block */
+	l.jmp = (uint32_t)(e->p - fn);
+	b4(e, 0);
+	memcpy(rec, &l, sizeof(l));
+}
+
+bool emu_jit_link(struct emu_jit_buf *jb, emu_native_fn from, unsigned link_off,
+		  const struct emu_block *to, int64_t target)
+{
+	uint8_t *rx = (uint8_t *)(void *)from, *rw, *dest;
+	struct jit_link l;
+	uint64_t v;
+	int32_t rel;
+
+	if (!to->native || rx < jb->rx || rx >= jb->rx + jb->used || !link_off)
+		return false;
+	rw = jb->rw + (rx - jb->rx);
+	memcpy(&l, rw + link_off, sizeof(l));
+	if (l.target != target)
+		return false;
+	if (l.to == (uintptr_t)to && l.to_fn == (uintptr_t)to->native)
+		return true;
+	v = (uintptr_t)to;
+	memcpy(rw + l.blk, &v, 8);
+	v = (uintptr_t)to->native;
+	memcpy(rw + l.fn, &v, 8);
+	dest = (uint8_t *)(void *)to->native + JIT_ENTRY_SKIP;
+	rel = (int32_t)(dest - (rx + l.jmp + 4));
+	memcpy(rw + l.jmp, &rel, 4);
+	rel = (int32_t)((rx + l.hop) - (rx + l.activate + 4));
+	memcpy(rw + l.activate, &rel, 4);
+	l.to = (uintptr_t)to;
+	l.to_fn = (uintptr_t)to->native;
+	memcpy(rw + link_off, &l, sizeof(l));
+	return true;
 }
 
 static bool is_jcc(const struct emu_insn *in)
@@ -1274,7 +1455,7 @@ static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exac
 /* What emu_jit_block must be able to go back to. */
 struct jit_snap {
 	uint8_t *p;
-	unsigned kind, nexits, ntails, k, nexact;
+	unsigned kind, nexits, ntails, nlinks, k, nexact;
 	uint32_t bytes, synced;
 	bool in_host, in_mem, guarded;
 };
@@ -1282,7 +1463,7 @@ struct jit_snap {
 static struct jit_snap snap(const struct jit *j, unsigned k, unsigned nexact)
 {
 	return (struct jit_snap){ .p = j->e.p, .kind = j->kind, .nexits = j->nexits,
-				  .ntails = j->ntails, .k = k,
+				  .ntails = j->ntails, .nlinks = j->nlinks, .k = k,
 				  .nexact = nexact, .bytes = j->bytes, .synced = j->synced,
 				  .in_host = j->in_host, .in_mem = j->in_mem, .guarded = j->guarded };
 }
@@ -1293,6 +1474,7 @@ static void unsnap(struct jit *j, const struct jit_snap *sn)
 	j->kind = sn->kind;
 	j->nexits = sn->nexits;
 	j->ntails = sn->ntails;
+	j->nlinks = sn->nlinks;
 	j->bytes = sn->bytes;
 	j->synced = sn->synced;
 	j->in_host = sn->in_host;
@@ -1358,7 +1540,8 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 {
 	struct emu_jit_result r = { 0 };
 	uint8_t *start = jb->rw + jb->used;
-	struct jit j = { .e = { .p = start }, .kind = JIT_FLAGS_NONE, .cpl = (uint8_t)cpl, .bail = -1 };
+	struct jit j = { .e = { .p = start }, .kind = JIT_FLAGS_NONE, .cpl = (uint8_t)cpl, .bail = -1,
+			 .session = jb->session };
 	/* A rotate whose flags are dead, with the host's flags not the
 	 * guest's: the prefix must reach the translated instruction that
 	 * overwrites them, or end before the rotate. */
@@ -1373,7 +1556,8 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 	native = snap(&j, 0, 0);
 	for (k = 0; k < n && k < EMU_JIT_MAX_INSNS && j.nexits + 3 <= JIT_EXITS &&
 		    (unsigned)(j.e.p - start) + JIT_INSN_MAX + (j.nexits + 2) * JIT_EXIT_MAX +
-			    j.nloops * JIT_LOOP_MAX + JIT_TAIL_MAX <= JIT_BLOCK_MAX;
+			    j.nloops * JIT_LOOP_MAX + (j.nlinks + 2) * JIT_LINK_MAX + JIT_TAIL_MAX <=
+			    JIT_BLOCK_MAX;
 	     k++) {
 		const struct emu_insn *in = &insns[k];
 		struct jit_snap before = snap(&j, k, nexact);
@@ -1391,6 +1575,8 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 				x->loop = true; /* back to the block's start */
 				x->synced = j.synced;
 				j.nloops++;
+			} else {
+				link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
 			}
 			jcc_to(&j, x, in->op & 15);
 			j.bytes += in->len;
@@ -1402,8 +1588,8 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			/* JMP rel: leave as a taken branch does */
 			struct jit_exit *x = new_exit(&j, k, true, j.bytes);
 
-			emit_exit(&j, x);
-			j.nexits--;
+			link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
+			jmp_to(&j, x);
 			ended = true;
 			nnative++;
 			k++;
@@ -1441,13 +1627,18 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 		if (ends) {
 			/* CALL: the push is done, the branch is the caller's
 			 * (taken, as a Jcc); RET: RIP is set, the RET counted */
-			struct jit_exit *x = in->op == 0xe8 ? new_exit(&j, k, true, j.bytes)
-							    : new_exit(&j, k + 1, false, 0);
+			if (in->op == 0xe8) {
+				struct jit_exit *x = new_exit(&j, k, true, j.bytes);
 
-			if (in->op != 0xe8)
+				link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
+				jmp_to(&j, x);
+			} else {
+				struct jit_exit *x = new_exit(&j, k + 1, false, 0);
+
 				x->bytes = 0;
-			emit_exit(&j, x);
-			j.nexits--;
+				emit_exit(&j, x);
+				j.nexits--;
+			}
 			ended = true;
 			k++;
 			break;
@@ -1473,19 +1664,32 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 	if (!ended) {
 		struct jit_exit *x = new_exit(&j, k, false, j.bytes);
 
-		emit_exit(&j, x);
-		j.nexits--;
+		if (k == n) /* the whole block: on to the next one */
+			link_exit(&j, x, j.bytes);
+		if (x->link) {
+			jmp_to(&j, x);
+		} else {
+			emit_exit(&j, x);
+			j.nexits--;
+		}
 	}
 	for (unsigned i = 0; i < j.nexits; i++) {
 		struct jit_exit *x = &j.exits[i];
+		uint8_t *rec = NULL;
 
+		if (x->link) {
+			rec = j.e.p;
+			j.e.p += sizeof(struct jit_link);
+		}
 		for (unsigned b = 0; b < x->nrel; b++) {
 			int32_t rel = (int32_t)(j.e.p - (x->rel[b] + 4));
 
 			memcpy(x->rel[b], &rel, 4);
 		}
 		if (x->loop)
-			emit_loop(&j, x, x->k + 1);
+			emit_loop(&j, x, x->k + 1, k);
+		else if (x->link)
+			emit_link_exit(&j, x, rec, start);
 		else
 			emit_exit(&j, x);
 	}

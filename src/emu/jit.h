@@ -43,6 +43,11 @@ typedef uint64_t (*emu_native_fn)(struct emu_cpu *cpu);
  * 12-13, the handler's status (enum emu_status). */
 #define EMU_JIT_STOP (1ULL << 11)
 #define EMU_JIT_STATUS_SHIFT 12
+/* Bits 14-27: an exit that can be linked (emu_jit_link) says where its
+ * link record is, in bytes from the start of the function it left; 0
+ * for one that cannot. */
+#define EMU_JIT_LINK_SHIFT 14
+#define EMU_JIT_LINK_MASK 0x3fffu
 #define EMU_JIT_MAX_INSNS 32
 
 /* How the prefix leaves the arithmetic flags. */
@@ -53,6 +58,7 @@ enum emu_jit_flags {
 };
 
 struct emu_jit_buf;
+struct emu_block;
 
 /* The switch. emu_jit_on() reads KUMO_EMU_JIT once unless set before:
  * 0, off (the interpreter alone); unset or 1, on; 2, on and translating
@@ -65,8 +71,9 @@ bool emu_jit_on(void);
  * translate every prefix). */
 unsigned emu_jit_hot(void);
 
-/* A code buffer (one per decoded-block cache); NULL if none can be made. */
-struct emu_jit_buf *emu_jit_buf_new(void);
+/* A code buffer (one per decoded-block cache, whose current session is
+ * *session: linked code checks it); NULL if none can be made. */
+struct emu_jit_buf *emu_jit_buf_new(const uint64_t *session);
 void emu_jit_buf_free(struct emu_jit_buf *j);
 /* Empties it (every block translated so far is stale: the cache's
  * generation changed). */
@@ -84,6 +91,18 @@ struct emu_jit_result {
  * accesses assume it and leave for the interpreter when it differs. */
 struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn *insns, unsigned n,
 				   unsigned cpl);
+
+/* Links an exit to the block its branch (or its fall-through) goes to:
+ * from, the translated code of the block the exit is in, whose return
+ * value gave link_off; to, a translated block of the same cache at
+ * exactly the exit's target, target bytes from from's block (false and
+ * nothing done if that is not the exit's). From then on the exit goes on
+ * into to's code without returning, as long as to still holds that code
+ * and was validated in the cache's current session, the budget
+ * (cpu->jit_left) has room for a pass of it and the vCPU is not being
+ * stopped; else it returns as before. Linking again replaces the link. */
+bool emu_jit_link(struct emu_jit_buf *j, emu_native_fn from, unsigned link_off,
+		  const struct emu_block *to, int64_t target);
 
 /* Guest instructions translated so far, by every thread (for tests). */
 uint64_t emu_jit_translated(void);

@@ -584,6 +584,112 @@ static void loop_in_translated_code(void **state)
 	assert_int_equal(f->cpu.rip, CODE + 0xe00);
 }
 
+/* Blocks linked to each other (emu_jit_link): A ends in a JMP to B, B's
+ * taken JNZ goes back to A; after the first pass each goes on into the
+ * other's code without returning. The budget, a stop request and the
+ * instruction counts stay exact. */
+static void linked_blocks(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xc8,                         /* A: add rax, rcx */
+		0xeb, 0x02,                               /* jmp B */
+		0x0f, 0x0b,                               /* ud2 (never run) */
+		0x83, 0xe9, 0x01,                         /* B: sub ecx, 1 */
+		0x75, 0xf4,                               /* jnz A */
+		0xf4,
+	};
+	atomic_bool stop = false;
+	unsigned ran, total;
+	int st;
+
+	put(f, CODE + 0xc00, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		uint64_t hops = f->cpu.jit_hops, before = f->cpu.jit_insns;
+
+		f->cpu.rip = CODE + 0xc00;
+		f->cpu.gpr[X86_RAX] = 0;
+		f->cpu.gpr[X86_RCX] = 1000;
+		assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_HALT);
+		assert_int_equal(ran, 4 * 1000 + 1);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0);
+		if (round) { /* linked: two jumps an iteration, but the first */
+			assert_true(f->cpu.jit_hops - hops >= 2 * 1000 - 4);
+			assert_true(f->cpu.jit_insns - before >= 4000 - 8);
+		}
+	}
+	/* small budgets: never more than each, the same in the end */
+	f->cpu.rip = CODE + 0xc00;
+	f->cpu.gpr[X86_RAX] = 0;
+	f->cpu.gpr[X86_RCX] = 1000;
+	total = 0;
+	do {
+		st = emu_run(&f->cpu, 37, &ran);
+		assert_true(ran <= 37);
+		total += ran;
+		assert_true(total <= 4001);
+	} while (st == EMU_OK);
+	assert_int_equal(st, EMU_HALT);
+	assert_int_equal(total, 4001);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+	/* a stop request: A, then out before B */
+	f->cpu.rip = CODE + 0xc00;
+	f->cpu.gpr[X86_RCX] = 1000;
+	atomic_store(&stop, true);
+	f->cpu.stop = &stop;
+	assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_OK);
+	f->cpu.stop = NULL;
+	assert_int_equal(ran, 2);
+	assert_int_equal(f->cpu.rip, CODE + 0xc07);
+}
+
+/* A linked block whose code changes: written by the loop itself while
+ * the links are in use (A's store at c == 500), and by a device (or
+ * another vCPU) between runs while A's code stays linked to B's old
+ * translation. The new code runs, never the old translation. */
+static void linked_block_rewritten(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xc8,                         /* A: add rax, rcx */
+		0x81, 0xf9, 0xf4, 0x01, 0x00, 0x00,       /* cmp ecx, 500 */
+		0x75, 0x0b,                               /* jne B */
+		0xc6, 0x05, 0x06, 0x00, 0x00, 0x00, 0x05, /* mov byte [rip + 6], 5: B's imm8 */
+		0xeb, 0x02,                               /* jmp B */
+		0x0f, 0x0b,                               /* ud2 (never run) */
+		0x83, 0xe9, 0x01,                         /* B: sub ecx, 1 */
+		0x75, 0xe5,                               /* jnz A */
+		0xf4,
+	};
+	uint64_t want[2] = { 0, 0 };
+
+	for (unsigned i = 0; i < 2; i++) { /* the loop, in C, with B's first step 1 or 2 */
+		uint32_t c = 1000, step = i + 1;
+
+		do {
+			want[i] += c;
+			if (c == 500)
+				step = 5;
+			c -= step;
+		} while (c);
+	}
+	for (unsigned round = 0; round < 4; round++) {
+		uint64_t hops = f->cpu.jit_hops;
+
+		if (round < 2)
+			put(f, CODE + 0xd00, code, sizeof(code));
+		else /* B's step 2, A as it is (linked to B's last code) */
+			put(f, CODE + 0xd18, (const uint8_t[]){ 2 }, 1);
+		f->cpu.gpr[X86_RAX] = 0;
+		f->cpu.gpr[X86_RCX] = 1000;
+		run_to_hlt(f, CODE + 0xd00);
+		assert_int_equal(f->cpu.gpr[X86_RAX], want[round >= 2]);
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0);
+		assert_true(f->cpu.jit_hops - hops >= 400); /* linked, most of the way */
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -603,6 +709,8 @@ int main(void)
 		T(helper_fault),
 		T(helper_writes_code),
 		T(loop_in_translated_code),
+		T(linked_blocks),
+		T(linked_block_rewritten),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
