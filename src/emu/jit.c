@@ -273,32 +273,6 @@ static void store(struct emit *e, unsigned r)
 	store_from(e, H_RAX, r);
 }
 
-/* rax op= guest r; alu is the ModRM.reg of group 1 (0 ADD 1 OR 4 AND 5 SUB 6 XOR 7 CMP) */
-static void alu_mem(struct emit *e, unsigned size, unsigned alu, unsigned r)
-{
-	gpr_op(e, size, alu << 3 | 3, H_RAX, r);
-}
-
-static void alu_imm(struct emit *e, unsigned size, unsigned alu, uint32_t imm)
-{
-	rex_w(e, size);
-	b1(e, 0x81);
-	b1(e, (uint8_t)(0xc0 | alu << 3));
-	b4(e, imm);
-}
-
-static void test_mem(struct emit *e, unsigned size, unsigned r)
-{
-	gpr_op(e, size, 0x85, H_RAX, r);
-}
-
-static void test_imm(struct emit *e, unsigned size, uint32_t imm)
-{
-	rex_w(e, size);
-	b1(e, 0xa9);
-	b4(e, imm);
-}
-
 /* rax = imm: movabs for what a sign-extended imm32 cannot say */
 static void mov_imm(struct emit *e, unsigned size, uint64_t imm)
 {
@@ -925,6 +899,70 @@ static bool emit_lea(struct jit *j, const struct emu_insn *in)
 	return true;
 }
 
+/* Register operations, on a guest register's home where it has one
+ * (one host instruction), else through RAX and cpu->gpr. A 32-bit
+ * operation on a home clears its upper half, as the guest's does. */
+
+/* op /digit on guest register r (C1 and 81: an immediate of immlen
+ * bytes after it); write: the result is r's */
+static void op_reg(struct emit *e, unsigned size, unsigned op, unsigned digit, unsigned r,
+		   unsigned immlen, uint32_t imm, bool write)
+{
+	unsigned h = homed(e, r) ? (unsigned)e->home[r] : H_RAX;
+
+	if (h == H_RAX)
+		load(e, size, r);
+	rr(e, size, op, digit, h);
+	if (immlen == 1)
+		b1(e, (uint8_t)imm);
+	else if (immlen == 4)
+		b4(e, imm);
+	if (!write)
+		return;
+	if (h == H_RAX)
+		store(e, r);
+	else
+		e->written |= (uint16_t)(1u << r);
+}
+
+/* dst op= src, op a "r/m, reg" opcode (01 09 21 29 31 39 85) */
+static void op_regs(struct emit *e, unsigned size, unsigned op, unsigned dst, unsigned src, bool write)
+{
+	if (homed(e, dst)) {
+		unsigned hs = H_RAX;
+
+		if (homed(e, src))
+			hs = (unsigned)e->home[src];
+		else
+			load(e, size, src);
+		rr(e, size, op, hs, (unsigned)e->home[dst]);
+		if (write)
+			e->written |= (uint16_t)(1u << dst);
+		return;
+	}
+	load(e, size, dst);
+	gpr_op(e, size, op == 0x85 ? 0x85 : op | 2, H_RAX, src); /* the "reg, r/m" form */
+	if (write)
+		store(e, dst);
+}
+
+/* dst = src (and IMUL: dst *= src, op 0x0faf; MOV: op 0x8b) */
+static void mov_regs(struct emit *e, unsigned size, unsigned op, unsigned dst, unsigned src)
+{
+	if (homed(e, dst)) {
+		gpr_op(e, size, op, (unsigned)e->home[dst], src);
+		e->written |= (uint16_t)(1u << dst);
+		return;
+	}
+	if (op == 0x8b) {
+		load(e, size, src);
+	} else {
+		load(e, size, dst);
+		gpr_op(e, size, op, H_RAX, src);
+	}
+	store(e, dst);
+}
+
 static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bool *logic)
 {
 	struct emit *e = &j->e;
@@ -936,9 +974,7 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 	if (in->map == MAP_0F) {
 		if (in->op != 0xaf || !reg) /* IMUL r, r/m: CF OF (the rest undefined) */
 			return false;
-		load(e, size, in->reg);
-		gpr_op(e, size, 0x0faf, H_RAX, in->rm);
-		store(e, in->reg);
+		mov_regs(e, size, 0x0faf, in->reg, in->rm);
 		*writes = true;
 		return true;
 	}
@@ -952,26 +988,17 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 		case 1: /* op r/m, r */
 			if (!reg)
 				return false;
-			load(e, size, in->rm);
-			alu_mem(e, size, alu, in->reg);
-			if (alu != 7)
-				store(e, in->rm);
+			op_regs(e, size, alu << 3 | 1, in->rm, in->reg, alu != 7);
 			break;
 		case 3: /* op r, r/m */
 			if (!reg)
 				return false;
-			load(e, size, in->reg);
-			alu_mem(e, size, alu, in->rm);
-			if (alu != 7)
-				store(e, in->reg);
+			op_regs(e, size, alu << 3 | 1, in->reg, in->rm, alu != 7);
 			break;
 		case 5: /* op rAX, imm */
 			if (!imm_fits(size, in->imm))
 				return false;
-			load(e, size, X86_RAX);
-			alu_imm(e, size, alu, (uint32_t)in->imm);
-			if (alu != 7)
-				store(e, X86_RAX);
+			op_reg(e, size, 0x81, alu, X86_RAX, 4, (uint32_t)in->imm, alu != 7);
 			break;
 		}
 		*writes = true;
@@ -983,25 +1010,20 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 		alu = in->reg & 7;
 		if (!reg || !alu_ok(alu) || !imm_fits(size, in->imm))
 			return false;
-		load(e, size, in->rm);
-		alu_imm(e, size, alu, (uint32_t)in->imm);
-		if (alu != 7)
-			store(e, in->rm);
+		op_reg(e, size, 0x81, alu, in->rm, 4, (uint32_t)in->imm, alu != 7);
 		*writes = true;
 		*logic = alu == 1 || alu == 4 || alu == 6;
 		return true;
 	case 0x85:
 		if (!reg)
 			return false;
-		load(e, size, in->rm);
-		test_mem(e, size, in->reg);
+		op_regs(e, size, 0x85, in->rm, in->reg, false);
 		*writes = *logic = true;
 		return true;
 	case 0xa9:
 		if (!imm_fits(size, in->imm))
 			return false;
-		load(e, size, X86_RAX);
-		test_imm(e, size, (uint32_t)in->imm);
+		op_reg(e, size, 0xf7, 0, X86_RAX, 4, (uint32_t)in->imm, false); /* test rax, imm */
 		*writes = *logic = true;
 		return true;
 	case 0x8d:
@@ -1009,14 +1031,12 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 	case 0x89:
 		if (!reg)
 			return false;
-		load(e, size, in->reg);
-		store(e, in->rm);
+		mov_regs(e, size, 0x8b, in->rm, in->reg);
 		return true;
 	case 0x8b:
 		if (!reg)
 			return false;
-		load(e, size, in->rm);
-		store(e, in->reg);
+		mov_regs(e, size, 0x8b, in->reg, in->rm);
 		return true;
 	case 0xb8 ... 0xbf:
 		mov_imm(e, size, in->imm);
@@ -1037,44 +1057,35 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 			 * are the guest's; else only where the block overwrites
 			 * them (emu_jit_block makes sure that is in the prefix) */
 			flags_to_host(j);
-			load(e, size, in->rm);
-			rex_w(e, size);
-			b1(e, 0xc1);
-			b1(e, (uint8_t)(0xc0 | grp << 3));
-			b1(e, (uint8_t)count);
-			store(e, in->rm);
+			op_reg(e, size, 0xc1, grp, in->rm, 1, count, true);
 			if (flags_in_host) /* the guest's flags, changed: only in the host now */
 				j->in_mem = false;
 			return true;
 		}
 		if (!reg || (grp != 4 && grp != 5 && grp != 7) || !count)
 			return false;
-		load(e, size, in->rm);
-		rex_w(e, size);
-		b1(e, 0xc1);
-		b1(e, (uint8_t)(0xc0 | grp << 3));
-		b1(e, (uint8_t)count);
-		store(e, in->rm);
+		op_reg(e, size, 0xc1, grp, in->rm, 1, count, true);
 		*writes = true;
 		return true;
 	}
+	case 0xf7: /* NOT (no flags), NEG */
+		if (!reg || ((in->reg & 7) != 2 && (in->reg & 7) != 3))
+			return false;
+		op_reg(e, size, 0xf7, in->reg & 7, in->rm, 0, 0, true);
+		*writes = (in->reg & 7) == 3;
+		return true;
 	case 0xff: /* INC/DEC keep CF: only where the host's CF is the guest's */
 		if (!reg || (in->reg & 7) > 1 || !flags_in_host)
 			return false;
 		flags_to_host(j);
-		load(e, size, in->rm);
-		rex_w(e, size);
-		b1(e, 0xff);
-		b1(e, (uint8_t)(0xc0 | (in->reg & 7) << 3));
-		store(e, in->rm);
+		op_reg(e, size, 0xff, in->reg & 7, in->rm, 0, 0, true);
 		*writes = true;
 		return true;
 	}
 	return false;
 }
 
-/* An exit's stub: the flags (when they are only in the host's RFLAGS)
- * into cpu->jit_flags, and the return value for emu_run (jit.h). */
+/* A jump to one of the tails (struct jit_tail_jump). */
 static void jmp_tail(struct jit *j, bool store)
 {
 	b1(&j->e, 0xe9);                          /* jmp rel32 (patched by emit_tails) */
@@ -1083,6 +1094,8 @@ static void jmp_tail(struct jit *j, bool store)
 	b4(&j->e, 0);
 }
 
+/* An exit's stub: the flags (when they are only in the host's RFLAGS)
+ * into cpu->jit_flags, and the return value for emu_run (jit.h). */
 static void emit_exit(struct jit *j, const struct jit_exit *x)
 {
 	struct emit *e = &j->e;
