@@ -24,7 +24,7 @@
 
 #include "cpu.h"
 
-#define EMU_BLOCK_MAX 32        /* instructions in a block, at most */
+#define EMU_BLOCK_MAX 64        /* instructions in a block, at most */
 
 struct emu_block {
 	uint64_t phys;          /* physical address of the first byte */

@@ -1601,7 +1601,13 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			/* JMP rel: leave as a taken branch does */
 			struct jit_exit *x = new_exit(&j, k, true, j.bytes);
 
-			link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
+			if ((int64_t)j.bytes + in->len + (int64_t)in->imm == 0) {
+				x->loop = true; /* back to the block's start */
+				x->synced = j.synced;
+				j.nloops++;
+			} else {
+				link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
+			}
 			jmp_to(&j, x);
 			ended = true;
 			nnative++;

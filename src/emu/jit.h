@@ -48,7 +48,7 @@ typedef uint64_t (*emu_native_fn)(struct emu_cpu *cpu);
  * for one that cannot. */
 #define EMU_JIT_LINK_SHIFT 14
 #define EMU_JIT_LINK_MASK 0x3fffu
-#define EMU_JIT_MAX_INSNS 32
+#define EMU_JIT_MAX_INSNS 64
 
 /* How the prefix leaves the arithmetic flags. */
 enum emu_jit_flags {
