@@ -53,7 +53,7 @@ struct emu_block {
 	uint64_t (*native)(struct emu_cpu *cpu);
 };
 
-#define EMU_ICACHE_BLOCKS_LOG2 13
+#define EMU_ICACHE_BLOCKS_LOG2 15
 #define EMU_ICACHE_BLOCKS (1u << EMU_ICACHE_BLOCKS_LOG2)
 #define EMU_ICACHE_INSNS (32u * 1024)
 #define EMU_ICACHE_BYTES (256u * 1024)
