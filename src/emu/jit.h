@@ -4,12 +4,13 @@
  *
  * What it does so far: the longest prefix of a 64-bit block made of
  * ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, LEA, SHL/SHR/SAR by a constant,
- * IMUL r, r and (after another flag writer) INC/DEC on 32 and 64-bit
- * registers; of the same ALU operations, MOV and MOVZX with a memory
- * operand (byte forms of MOV, CMP-like group 1 and TEST with an
- * immediate); of PUSH, POP, CALL rel32, RET and JMP rel; and of
+ * ROL/ROR, IMUL r, r, NOT, NEG and (after another flag writer) INC/DEC
+ * on 32 and 64-bit registers; of the same ALU operations, MOV and MOVZX
+ * with a memory operand (byte forms of MOV, CMP-like group 1 and TEST
+ * with an immediate); of PUSH, POP, CALL rel32, RET and JMP rel; and of
  * conditional branches (after a flag writer), becomes one host function.
- * Guest registers stay in cpu->gpr (the function gets cpu in RDI and
+ * The guest registers it uses most live in host registers (homes) while
+ * it runs, the others in cpu->gpr (the function gets cpu in RDI and
  * works through RAX, RCX, RDX and RSI); the arithmetic flags are those of
  * the host's own instructions, which a Jcc reads where they are, saved
  * (PUSHFQ) only where the function leaves or a memory access's TLB probe
@@ -18,10 +19,12 @@
  * store into code, MMIO, a page crossing or a supervisor access to a
  * user page leaves for the interpreter at that instruction, before any
  * of it is done, so no fault is ever raised in translated code. A taken
- * Jcc leaves the block, unless it goes back to the block's start and the
- * budget (cpu->jit_left) allows another pass. An instruction the emitter does not take between
- * ones it does is called: the interpreter's handler for it, with the
- * flags and RIP handed over (emit_helper). The rest of the block, after
+ * Jcc or JMP leaves the block, unless it goes back to the block's start
+ * and the budget (cpu->jit_left) allows another pass, or its exit is
+ * linked to the target's translated block (emu_jit_link). An instruction
+ * the emitter does not take between ones it does is called: the
+ * interpreter's handler for it, with the flags and RIP handed over
+ * (emit_helper). The rest of the block, after
  * the prefix, runs in the interpreter. Code lives in a memfd mapped twice, writable for
  * the emitter and executable for the CPU: no page is both. */
 #ifndef KUMO_EMU_JIT_H
