@@ -378,6 +378,11 @@ struct jit {
 	uint8_t pushed[JIT_HOMES + 2]; /* what the prologue pushed, in order */
 	unsigned npushed;
 	unsigned nlinks;        /* linkable exits so far */
+	/* The flags a pass starts with: -1 not known yet, 0 read (by a
+	 * helper) or left with (an exit before any flag writer), 1 dead (a
+	 * flag writer comes first): a loop back then need not hand the
+	 * flags over to the CPU's state. */
+	int8_t entry_flags;
 	const uint64_t *session; /* struct emu_jit_buf's */
 };
 
@@ -399,6 +404,9 @@ static void link_exit(struct jit *j, struct jit_exit *x, int64_t target)
 static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t bytes)
 {
 	struct jit_exit *x = &j->exits[j->nexits++];
+
+	if (j->entry_flags < 0 && j->kind == JIT_FLAGS_NONE)
+		j->entry_flags = 0;
 
 	*x = (struct jit_exit){ .k = k, .kind = j->kind, .bytes = bytes - j->synced, .taken = taken,
 				.save = j->kind != JIT_FLAGS_NONE && !j->in_mem };
@@ -461,6 +469,8 @@ static void flags_to_host(struct jit *j)
 
 static void flags_written(struct jit *j, bool logic)
 {
+	if (j->entry_flags < 0)
+		j->entry_flags = 1;
 	j->kind = logic ? JIT_FLAGS_LOGIC : JIT_FLAGS_ARITH;
 	j->in_host = true;
 	j->in_mem = false;
@@ -1211,6 +1221,8 @@ static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass
 	j->kind = x->kind;                            /* go: */
 	j->in_host = false;
 	j->in_mem = true;
+	if (j->entry_flags == 1) /* the pass writes them before anything reads them */
+		j->kind = JIT_FLAGS_NONE;
 	flags_to_cpu(j);
 	if (x->synced) {
 		b1(e, 0x48);                          /* add qword [rdi + rip], -synced */
@@ -1412,6 +1424,8 @@ static void emit_helper(struct jit *j, const struct emu_insn *in, uint8_t **exac
 	uint32_t delta = j->bytes - j->synced;
 	struct jit_exit *x;
 
+	if (j->entry_flags < 0)
+		j->entry_flags = 0;
 	flags_to_cpu(j);
 	if (delta) {
 		b1(e, 0x48);                          /* add qword [rdi + rip], delta */
@@ -1471,6 +1485,7 @@ struct jit_snap {
 	unsigned kind, nexits, ntails, nlinks, k, nexact;
 	uint32_t bytes, synced;
 	bool in_host, in_mem, guarded;
+	int8_t entry_flags;
 };
 
 static struct jit_snap snap(const struct jit *j, unsigned k, unsigned nexact)
@@ -1478,7 +1493,8 @@ static struct jit_snap snap(const struct jit *j, unsigned k, unsigned nexact)
 	return (struct jit_snap){ .p = j->e.p, .kind = j->kind, .nexits = j->nexits,
 				  .ntails = j->ntails, .nlinks = j->nlinks, .k = k,
 				  .nexact = nexact, .bytes = j->bytes, .synced = j->synced,
-				  .in_host = j->in_host, .in_mem = j->in_mem, .guarded = j->guarded };
+				  .in_host = j->in_host, .in_mem = j->in_mem, .guarded = j->guarded,
+				  .entry_flags = j->entry_flags };
 }
 
 static void unsnap(struct jit *j, const struct jit_snap *sn)
@@ -1493,6 +1509,7 @@ static void unsnap(struct jit *j, const struct jit_snap *sn)
 	j->in_host = sn->in_host;
 	j->in_mem = sn->in_mem;
 	j->guarded = sn->guarded;
+	j->entry_flags = sn->entry_flags;
 	j->bail = -1; /* an exit of what was taken back */
 }
 
@@ -1554,7 +1571,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 	struct emu_jit_result r = { 0 };
 	uint8_t *start = jb->rw + jb->used;
 	struct jit j = { .e = { .p = start }, .kind = JIT_FLAGS_NONE, .cpl = (uint8_t)cpl, .bail = -1,
-			 .session = jb->session };
+			 .session = jb->session, .entry_flags = -1 };
 	/* A rotate whose flags are dead, with the host's flags not the
 	 * guest's: the prefix must reach the translated instruction that
 	 * overwrites them, or end before the rotate. */

@@ -690,6 +690,38 @@ static void linked_block_rewritten(void **state)
 	}
 }
 
+/* A loop whose pass reads the flags the previous pass left (SETC, a
+ * helper, first): the loop back hands them over. A pass that writes the
+ * flags before anything reads them skips that (loop_in_translated_code). */
+static void loop_reads_flags_of_last_pass(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x0f, 0x92, 0xc2,                         /* L: setc dl */
+		0x48, 0x01, 0xd0,                         /* add rax, rdx */
+		0xba, 0x00, 0x00, 0x00, 0x00,             /* mov edx, 0 */
+		0x81, 0xf9, 0xf4, 0x01, 0x00, 0x00,       /* cmp ecx, 500: CF = ecx < 500 */
+		0xff, 0xc9,                               /* dec ecx (CF kept) */
+		0x75, 0xeb,                               /* jnz L */
+		0xf4,
+	};
+
+	put(f, CODE + 0xb00, code, sizeof(code));
+	for (unsigned round = 0; round < 2; round++) {
+		uint64_t before = f->cpu.jit_insns;
+
+		emu_flags_set(&f->cpu, 0x2); /* CF clear for the first pass */
+		f->cpu.gpr[X86_RAX] = 0;
+		f->cpu.gpr[X86_RCX] = 1000;
+		f->cpu.gpr[X86_RDX] = 0;
+		run_to_hlt(f, CODE + 0xb00);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 498); /* the passes after ecx = 499 .. 2 */
+		assert_int_equal(f->cpu.gpr[X86_RCX], 0);
+		if (round)
+			assert_true(f->cpu.jit_insns - before >= 5000);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -709,6 +741,7 @@ int main(void)
 		T(helper_fault),
 		T(helper_writes_code),
 		T(loop_in_translated_code),
+		T(loop_reads_flags_of_last_pass),
 		T(linked_blocks),
 		T(linked_block_rewritten),
 	};
