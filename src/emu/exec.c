@@ -2277,7 +2277,6 @@ static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, struct 
 		*last = k;
 		return left < 0 ? EMU_FAULT : st;
 	}
-	*link = 0;
 	st = run_insns(cpu, *inp + k, MIN((unsigned)b->ninsn - k, budget - k - extra), b->ninsn - k, &n);
 	*ran = n + k + extra;
 	*last = n + k;

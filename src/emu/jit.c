@@ -375,8 +375,6 @@ struct jit {
 	unsigned nloops;        /* loop exits so far */
 	struct jit_tail_jump tails[JIT_EXITS + 2 * EMU_JIT_MAX_INSNS];
 	unsigned ntails;
-	uint8_t pushed[JIT_HOMES + 2]; /* what the prologue pushed, in order */
-	unsigned npushed;
 	unsigned nlinks;        /* linkable exits so far */
 	/* The flags a pass starts with: -1 not known yet, 0 read (by a
 	 * helper) or left with (an exit before any flag writer), 1 dead (a
@@ -399,6 +397,26 @@ static void link_exit(struct jit *j, struct jit_exit *x, int64_t target)
 	x->target = (int32_t)target;
 	x->delta = (int32_t)(target - j->synced);
 	j->nlinks++;
+}
+
+/* The target of in (a Jcc, JMP or CALL rel at j->bytes), in bytes from
+ * the block's start. */
+static int64_t branch_target(const struct jit *j, const struct emu_insn *in)
+{
+	return (int64_t)j->bytes + in->len + (int64_t)in->imm;
+}
+
+/* x, the exit of in (a taken Jcc or JMP rel): a loop when in goes back to
+ * the block's start, else linkable. */
+static void branch_exit(struct jit *j, struct jit_exit *x, const struct emu_insn *in)
+{
+	if (branch_target(j, in) == 0) {
+		x->loop = true;
+		x->synced = j->synced;
+		j->nloops++;
+	} else {
+		link_exit(j, x, branch_target(j, in));
+	}
 }
 
 static struct jit_exit *new_exit(struct jit *j, unsigned k, bool taken, uint32_t bytes)
@@ -443,14 +461,20 @@ static void bail_if(struct jit *j, unsigned cc)
 	jcc_to(j, &j->exits[j->bail], cc);
 }
 
+/* pushfq; pop qword [rdi + jit_flags] */
+static void save_flags(struct emit *e)
+{
+	b1(e, 0x9c);
+	b1(e, 0x8f);
+	cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+}
+
 /* The host's RFLAGS are about to be overwritten by something not the
  * guest's: keep the guest's in cpu->jit_flags. */
 static void clobber_flags(struct jit *j)
 {
 	if (j->kind != JIT_FLAGS_NONE && !j->in_mem) {
-		b1(&j->e, 0x9c);                  /* pushfq */
-		b1(&j->e, 0x8f);                  /* pop qword [rdi + jit_flags] */
-		cpu_operand(&j->e, 0, offsetof(struct emu_cpu, jit_flags));
+		save_flags(&j->e);
 		j->in_mem = true;
 	}
 	j->in_host = false;
@@ -1104,6 +1128,13 @@ static void jmp_tail(struct jit *j, bool store)
 	b4(&j->e, 0);
 }
 
+/* What the code returns through exit x (jit.h). */
+static uint64_t exit_value(const struct jit_exit *x)
+{
+	return (uint64_t)x->k | (uint64_t)x->kind << 8 | (x->taken ? EMU_JIT_TAKEN : 0) |
+	       (x->stop ? EMU_JIT_STOP : 0) | (uint64_t)x->bytes << 32;
+}
+
 /* An exit's stub: the flags (when they are only in the host's RFLAGS)
  * into cpu->jit_flags, and the return value for emu_run (jit.h). */
 static void emit_exit(struct jit *j, const struct jit_exit *x)
@@ -1120,34 +1151,31 @@ static void emit_exit(struct jit *j, const struct jit_exit *x)
 		return;
 	}
 	if (x->save) {
-		b1(e, 0x9c);                      /* pushfq */
-		b1(e, 0x8f);                      /* pop qword [rdi + jit_flags] */
-		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+		save_flags(e);
 	}
 	b1(e, 0x48);                              /* movabs rax, imm64 */
 	b1(e, 0xb8);
-	b8(e, (uint64_t)x->k | (uint64_t)x->kind << 8 | (x->taken ? EMU_JIT_TAKEN : 0) |
-		      (x->stop ? EMU_JIT_STOP : 0) | (uint64_t)x->bytes << 32);
+	b8(e, exit_value(x));
 	jmp_tail(j, !x->stop);
 }
 
 /* The prologue: push RBX and the callee-saved homes (and one more when
  * that makes an even count: helper calls need RSP 16-byte aligned), keep
  * cpu in RBX, load the homes. */
+/* What every prologue pushes, in order: the same in every block, since
+ * a linked block's code is entered past them (JIT_ENTRY_SKIP) and its
+ * tails pop what the first block pushed. */
+static const uint8_t pushed[] = { H_RBX, H_RBP, 12, 13, 14, 15, H_RCX /* padding */ };
+
 static void emit_prologue(struct jit *j)
 {
 	struct emit *e = &j->e;
-	static const uint8_t saved[] = { H_RBX, H_RBP, 12, 13, 14, 15, H_RCX /* padding */ };
 	uint8_t *p0 = e->p;
 
-	/* the same in every block: a linked block's code is entered past
-	 * them (JIT_ENTRY_SKIP) and its tails pop what the first pushed */
-	for (unsigned i = 0; i < ARRAY_SIZE(saved); i++)
-		j->pushed[j->npushed++] = saved[i];
-	for (unsigned i = 0; i < j->npushed; i++) {
-		if (j->pushed[i] >= 8)
+	for (unsigned i = 0; i < ARRAY_SIZE(pushed); i++) {
+		if (pushed[i] >= 8)
 			b1(e, 0x41);
-		b1(e, (uint8_t)(0x50 | (j->pushed[i] & 7))); /* push */
+		b1(e, (uint8_t)(0x50 | (pushed[i] & 7))); /* push */
 	}
 	b1(e, 0x48);                                  /* mov rbx, rdi */
 	b1(e, 0x89);
@@ -1165,10 +1193,10 @@ static void emit_tails(struct jit *j)
 	tail[1] = e->p;
 	homes_out(e, e->written);
 	tail[0] = e->p;
-	for (unsigned i = j->npushed; i-- > 0;) {
-		if (j->pushed[i] >= 8)
+	for (unsigned i = ARRAY_SIZE(pushed); i-- > 0;) {
+		if (pushed[i] >= 8)
 			b1(e, 0x41);
-		b1(e, (uint8_t)(0x58 | (j->pushed[i] & 7))); /* pop */
+		b1(e, (uint8_t)(0x58 | (pushed[i] & 7))); /* pop */
 	}
 	b1(e, 0xc3);                                  /* ret */
 	for (unsigned i = 0; i < j->ntails; i++) {
@@ -1191,9 +1219,7 @@ static void emit_loop(struct jit *j, const struct jit_exit *x, unsigned per_pass
 	uint8_t *fail[2];
 
 	if (x->kind != JIT_FLAGS_NONE) {
-		b1(e, 0x9c);                          /* pushfq */
-		b1(e, 0x8f);                          /* pop qword [rdi + jit_flags] */
-		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+		save_flags(e);
 	}
 	load_cpu(e, H_RAX, offsetof(struct emu_cpu, stop));
 	b1(e, 0x48);                                  /* test rax, rax */
@@ -1261,22 +1287,17 @@ static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec
 	l.activate = (uint32_t)(e->p - fn);
 	b4(e, 0);
 	if (x->save) {
-		b1(e, 0x9c);                          /* pushfq */
-		b1(e, 0x8f);                          /* pop qword [rdi + jit_flags] */
-		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+		save_flags(e);
 	}
 	normal = e->p;
 	b1(e, 0x48);                                  /* movabs rax, imm64 */
 	b1(e, 0xb8);
-	b8(e, (uint64_t)x->k | (uint64_t)x->kind << 8 | (x->taken ? EMU_JIT_TAKEN : 0) |
-		      (uint64_t)(rec - fn) << EMU_JIT_LINK_SHIFT | (uint64_t)(uint32_t)x->bytes << 32);
+	b8(e, exit_value(x) | (uint64_t)(rec - fn) << EMU_JIT_LINK_SHIFT);
 	jmp_tail(j, true);
 
 	l.hop = (uint32_t)(e->p - fn);
 	if (x->save) {
-		b1(e, 0x9c);                          /* pushfq */
-		b1(e, 0x8f);                          /* pop qword [rdi + jit_flags] */
-		cpu_operand(e, 0, offsetof(struct emu_cpu, jit_flags));
+		save_flags(e);
 	}
 	load_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_left));
 	b1(e, 0x48);                                  /* sub rax, instructions done */
@@ -1601,13 +1622,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 
 			flags_to_host(&j);
 			x = new_exit(&j, k, true, j.bytes);
-			if ((int64_t)j.bytes + in->len + (int64_t)in->imm == 0) {
-				x->loop = true; /* back to the block's start */
-				x->synced = j.synced;
-				j.nloops++;
-			} else {
-				link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
-			}
+			branch_exit(&j, x, in);
 			jcc_to(&j, x, in->op & 15);
 			j.bytes += in->len;
 			native = snap(&j, k + 1, nexact);
@@ -1618,13 +1633,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			/* JMP rel: leave as a taken branch does */
 			struct jit_exit *x = new_exit(&j, k, true, j.bytes);
 
-			if ((int64_t)j.bytes + in->len + (int64_t)in->imm == 0) {
-				x->loop = true; /* back to the block's start */
-				x->synced = j.synced;
-				j.nloops++;
-			} else {
-				link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
-			}
+			branch_exit(&j, x, in);
 			jmp_to(&j, x);
 			ended = true;
 			nnative++;
@@ -1666,7 +1675,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			if (in->op == 0xe8) {
 				struct jit_exit *x = new_exit(&j, k, true, j.bytes);
 
-				link_exit(&j, x, (int64_t)j.bytes + in->len + (int64_t)in->imm);
+				link_exit(&j, x, branch_target(&j, in));
 				jmp_to(&j, x);
 			} else {
 				struct jit_exit *x = new_exit(&j, k + 1, false, 0);

@@ -529,6 +529,37 @@ static void helper_writes_code(void **state)
 /* A block whose Jcc goes back to its own start loops inside the
  * translated code: as many passes as the budget has room for, none past
  * a stop request, and the count of instructions run is exact. */
+/* Runs from rip in emu_run() calls of budget instructions each until
+ * HLT: none runs more than its budget, want run in all. */
+static void run_in_budgets(struct fx *f, uint64_t rip, unsigned budget, unsigned want)
+{
+	unsigned ran, total = 0;
+	int st;
+
+	f->cpu.rip = rip;
+	do {
+		st = emu_run(&f->cpu, budget, &ran);
+		assert_true(ran <= budget);
+		total += ran;
+		assert_true(total <= want);
+	} while (st == EMU_OK);
+	assert_int_equal(st, EMU_HALT);
+	assert_int_equal(total, want);
+}
+
+/* One emu_run() from rip with a stop request already made: what it ran. */
+static unsigned run_stopped(struct fx *f, uint64_t rip)
+{
+	atomic_bool stop = true;
+	unsigned ran;
+
+	f->cpu.rip = rip;
+	f->cpu.stop = &stop;
+	assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_OK);
+	f->cpu.stop = NULL;
+	return ran;
+}
+
 static void loop_in_translated_code(void **state)
 {
 	struct fx *f = *state;
@@ -539,9 +570,7 @@ static void loop_in_translated_code(void **state)
 		0x75, 0xf6,                               /* jnz L */
 		0xf4,
 	};
-	atomic_bool stop = false;
-	unsigned ran, total;
-	int st;
+	unsigned ran;
 
 	put(f, CODE + 0xe00, code, sizeof(code));
 	for (unsigned round = 0; round < 2; round++) {
@@ -559,27 +588,13 @@ static void loop_in_translated_code(void **state)
 			assert_true(f->cpu.jit_insns - before >= 3990);
 	}
 	/* a small budget: never more than it, the same result in the end */
-	f->cpu.rip = CODE + 0xe00;
 	f->cpu.gpr[X86_RAX] = 0;
 	f->cpu.gpr[X86_RCX] = 1000;
-	total = 0;
-	do {
-		st = emu_run(&f->cpu, 10, &ran);
-		assert_true(ran <= 10);
-		total += ran;
-		assert_true(total <= 4001);
-	} while (st == EMU_OK);
-	assert_int_equal(st, EMU_HALT);
-	assert_int_equal(total, 4001);
+	run_in_budgets(f, CODE + 0xe00, 10, 4001);
 	assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
 	/* a stop request: one pass, then out */
-	f->cpu.rip = CODE + 0xe00;
 	f->cpu.gpr[X86_RCX] = 1000;
-	atomic_store(&stop, true);
-	f->cpu.stop = &stop;
-	assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_OK);
-	f->cpu.stop = NULL;
-	assert_int_equal(ran, 4);
+	assert_int_equal(run_stopped(f, CODE + 0xe00), 4);
 	assert_int_equal(f->cpu.gpr[X86_RCX], 999);
 	assert_int_equal(f->cpu.rip, CODE + 0xe00);
 }
@@ -599,9 +614,7 @@ static void linked_blocks(void **state)
 		0x75, 0xf4,                               /* jnz A */
 		0xf4,
 	};
-	atomic_bool stop = false;
-	unsigned ran, total;
-	int st;
+	unsigned ran;
 
 	put(f, CODE + 0xc00, code, sizeof(code));
 	for (unsigned round = 0; round < 2; round++) {
@@ -620,27 +633,13 @@ static void linked_blocks(void **state)
 		}
 	}
 	/* small budgets: never more than each, the same in the end */
-	f->cpu.rip = CODE + 0xc00;
 	f->cpu.gpr[X86_RAX] = 0;
 	f->cpu.gpr[X86_RCX] = 1000;
-	total = 0;
-	do {
-		st = emu_run(&f->cpu, 37, &ran);
-		assert_true(ran <= 37);
-		total += ran;
-		assert_true(total <= 4001);
-	} while (st == EMU_OK);
-	assert_int_equal(st, EMU_HALT);
-	assert_int_equal(total, 4001);
+	run_in_budgets(f, CODE + 0xc00, 37, 4001);
 	assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
 	/* a stop request: A, then out before B */
-	f->cpu.rip = CODE + 0xc00;
 	f->cpu.gpr[X86_RCX] = 1000;
-	atomic_store(&stop, true);
-	f->cpu.stop = &stop;
-	assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_OK);
-	f->cpu.stop = NULL;
-	assert_int_equal(ran, 2);
+	assert_int_equal(run_stopped(f, CODE + 0xc00), 2);
 	assert_int_equal(f->cpu.rip, CODE + 0xc07);
 }
 
