@@ -55,6 +55,21 @@ struct emu_lazy_flags {
 #define EMU_TLB_WAYS 2
 #define EMU_TLB_SIZE (EMU_TLB_SETS * EMU_TLB_WAYS)
 
+/* The jump cache (jit.h, "indirect exits"): where translated code that
+ * returns (RET) finds the translated block at the RIP it returns to,
+ * without going back to the executor. An entry says: at vrip, under the
+ * TLB generation and CPL in tag, is block (a struct emu_block *) whose
+ * code was fn in code-buffer epoch epoch. Filled by emu_run; every field
+ * is checked again before use (jit.c: the dispatcher). */
+#define EMU_JCACHE_SIZE 1024
+struct emu_jcache_entry {
+	uint64_t vrip;
+	uint64_t tag;           /* tlb_gen << 3 | cpl << 1 | 1: never 0 */
+	uint64_t epoch;
+	void *block;
+	uint64_t fn;
+};
+
 /* The set of a linear page: hashed, so that buffers a power of two apart
  * (1 MiB, 2 MiB...) do not all land in one set. */
 static inline unsigned emu_tlb_set(uint64_t vpage)
@@ -146,6 +161,10 @@ struct emu_cpu {
 	void *jit_block;
 	uint64_t jit_entry;
 	uint64_t jit_hops;      /* jumps from one block's code into another's (a statistic) */
+	/* Set by translated code that left through an indirect exit (a RET
+	 * the jump cache did not know): emu_run fills the jump cache with
+	 * the block found at RIP. */
+	bool jc_fill;
 	/* emu_run() returns early once this is set (NULL: never): the
 	 * engine's kick flag. */
 	const atomic_bool *stop;
@@ -154,6 +173,7 @@ struct emu_cpu {
 	struct emu_lapic *lapic;
 	unsigned index;
 	unsigned ncpus;         /* for CPUID's topology */
+	struct emu_jcache_entry jcache[EMU_JCACHE_SIZE];
 };
 
 /* ---- mmu.c ---- */

@@ -6,6 +6,7 @@
  * until an interrupt or the next timer deadline. */
 #include "exec.h"
 #include "flags.h"
+#include "icache.h"
 #include "irqchip.h"
 #include "jit.h"
 
@@ -448,6 +449,11 @@ static int emu_vcpu_run(struct vcpu *v)
 			 "%llu jumps between linked blocks", v->index, (unsigned long long)ev->insns,
 			 ev->insns ? 100.0 * (double)cpu->jit_insns / (double)ev->insns : 0.0,
 			 (unsigned long long)cpu->jit_hops);
+	if (emu_icache_tls)
+		log_info("vCPU %u: %llu blocks decoded, %llu translated, cache emptied %llu times",
+			 v->index, (unsigned long long)emu_icache_tls->builds,
+			 (unsigned long long)emu_icache_tls->translations,
+			 (unsigned long long)emu_icache_tls->flushes);
 	return 0;
 }
 

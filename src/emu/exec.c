@@ -2210,6 +2210,7 @@ static inline int run_native(struct emu_cpu *cpu, struct emu_block **bp, const s
 
 	cpu->jit_block = NULL;
 	r = (*bp)->native(cpu);
+	cpu->jc_fill = (r & EMU_JIT_INDIRECT) != 0;
 	k = r & 0xff;
 	kind = (r >> 8) & 3;
 	*link = (r >> EMU_JIT_LINK_SHIFT) & EMU_JIT_LINK_MASK;
@@ -2357,6 +2358,13 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		}
 		if (c->jit && b->heat < 255 && ++b->heat == c->jit_hot && b->mode == MODE_LONG64)
 			emu_icache_translate(b, cpu->cpl);
+		/* The previous block left through a RET that the jump cache did
+		 * not know: now it does. */
+		if (cpu->jc_fill) {
+			cpu->jc_fill = false;
+			if (b->native && cpu->mode == MODE_LONG64)
+				emu_jit_jcache_fill(c->jit, cpu, b);
+		}
 		/* The previous block left through a linkable exit to this one,
 		 * on its page: from now on its code goes on into this one's. */
 		if (link && followed && b->native)

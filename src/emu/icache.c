@@ -143,6 +143,7 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 		if (c->jit)
 			emu_jit_buf_reset(c->jit);
 		c->gen++;
+		c->flushes++;
 	}
 	/* Decode from a copy, never from guest memory that another vCPU may be
 	 * writing: what is decoded must be what is later validated against. */
@@ -169,6 +170,7 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
 	c->insns_used += n;
 	c->bytes_used += pos;
+	c->builds++;
 	return true;
 }
 
@@ -182,6 +184,7 @@ void emu_icache_translate(struct emu_block *b, unsigned cpl)
 	r = emu_jit_block(c->jit, &c->insns[b->first], b->ninsn, cpl);
 	b->native = r.fn;
 	b->native_n = r.ninsn;
+	c->translations++;
 }
 
 struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,

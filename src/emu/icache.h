@@ -55,8 +55,10 @@ struct emu_block {
 
 #define EMU_ICACHE_BLOCKS_LOG2 15
 #define EMU_ICACHE_BLOCKS (1u << EMU_ICACHE_BLOCKS_LOG2)
-#define EMU_ICACHE_INSNS (32u * 1024)
-#define EMU_ICACHE_BYTES (256u * 1024)
+#ifndef EMU_ICACHE_INSNS
+#define EMU_ICACHE_INSNS (256u * 1024)
+#define EMU_ICACHE_BYTES (2048u * 1024)
+#endif
 /* The codemap covers physical addresses below 2 TiB (guest RAM ends
  * below 1 TiB + 4 GiB); a page above counts as marked, always. */
 #define EMU_CODEMAP_PAGES (1ULL << 29)
@@ -79,6 +81,9 @@ struct emu_icache {
 	uint64_t mark_epoch;    /* bumped by every page newly marked */
 	struct emu_jit_buf *jit; /* NULL: translation off (jit.h) */
 	uint8_t jit_hot;        /* emu_jit_hot(), read once */
+	/* Statistics (kumo run -v): blocks decoded, blocks translated, and
+	 * times a full pool or code buffer emptied the whole cache. */
+	uint64_t builds, translations, flushes;
 	struct emu_block blocks[EMU_ICACHE_BLOCKS];
 	struct emu_insn insns[EMU_ICACHE_INSNS];
 	uint8_t bytes[EMU_ICACHE_BYTES];

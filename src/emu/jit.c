@@ -18,7 +18,7 @@
 #define JIT_INSN_MAX 320u      /* bytes of host code per instruction, at most */
 #define JIT_EXIT_MAX 24u       /* bytes of host code per exit, at most */
 #define JIT_TAIL_MAX 64u       /* bytes of the exits' common tails, at most */
-#define JIT_LINK_MAX 320u      /* bytes of a linkable exit (record, stub, hop), at most */
+#define JIT_LINK_MAX 384u      /* bytes of a linkable exit (record, stub, hop), at most */
 #define JIT_LINKS 8u           /* linkable exits of a block, at most */
 #define JIT_ENTRY_SKIP 14u     /* bytes of the prologue's pushes and mov rbx, rdi */
 #define JIT_LOOP_MAX 160u      /* bytes of host code per loop-back stub, at most */
@@ -29,8 +29,14 @@
 struct emu_jit_buf {
 	uint8_t *rw, *rx;      /* the same pages: written through rw, run through rx */
 	uint32_t used;
+	uint32_t base;         /* the dispatcher's bytes at the start: what a reset keeps */
 	const uint64_t *session; /* the cache's current session (struct emu_icache) */
+	/* Bumped by every reset: a jump-cache entry of an older epoch names
+	 * code that is gone (cpu.h: struct emu_jcache_entry). */
+	uint64_t epoch;
 };
+
+static void emit_dispatcher(struct emu_jit_buf *j);
 
 static atomic_int jit_switch = -1; /* -1: not decided yet; 2: every prefix (tests) */
 static atomic_uint_fast64_t jit_count;
@@ -89,6 +95,8 @@ struct emu_jit_buf *emu_jit_buf_new(const uint64_t *session)
 		goto fail_fd;
 	}
 	close(fd); /* the mappings keep the memory */
+	j->epoch = 1;
+	emit_dispatcher(j);
 	return j;
 fail_fd:
 	close(fd);
@@ -108,7 +116,8 @@ void emu_jit_buf_free(struct emu_jit_buf *j)
 
 void emu_jit_buf_reset(struct emu_jit_buf *j)
 {
-	j->used = 0;
+	j->used = j->base;
+	j->epoch++;
 }
 
 bool emu_jit_buf_room(const struct emu_jit_buf *j)
@@ -1276,37 +1285,70 @@ static void jcc_back(struct emit *e, unsigned cc, const uint8_t *to)
 	b4(e, (uint32_t)(int32_t)(to - (e->p + 4)));
 }
 
-/* A linkable exit (struct jit_link): its record at rec, then the stub. */
-static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec, uint8_t *fn)
+/* [REX.W] op ModRM(10, reg, base) disp32: host register reg and the
+ * memory at [base + disp] (base neither RSP nor R12, which need a SIB). */
+static void mrm(struct emit *e, unsigned op, unsigned reg, unsigned base, int32_t disp)
+{
+	assert((base & 7) != 4);
+	b1(e, (uint8_t)(0x48 | (reg >> 3) << 2 | base >> 3));
+	if (op > 0xff)
+		b1(e, (uint8_t)(op >> 8));
+	b1(e, (uint8_t)op);
+	b1(e, (uint8_t)(0x80 | (reg & 7) << 3 | (base & 7)));
+	b4(e, (uint32_t)disp);
+}
+
+/* [REX.W] op (group) reg, imm8 */
+static void grp_imm8(struct emit *e, unsigned op, unsigned digit, unsigned reg, uint8_t imm)
+{
+	b1(e, (uint8_t)(0x48 | reg >> 3));
+	b1(e, (uint8_t)op);
+	b1(e, (uint8_t)(0xc0 | digit << 3 | (reg & 7)));
+	b1(e, imm);
+}
+
+/* A linkable exit (struct jit_link): its record at rec, then the stub:
+ * the flags into the CPU's state, RIP to the target, the homes stored,
+ * then a jump to the dispatcher (which may go on through the jump cache,
+ * or returns: the value says STOP, RIP set, INDIRECT, and where the
+ * record is), which linking turns into a jump to the hop: the checks
+ * (budget, stop, the linked block still valid; the dispatcher when one
+ * fails) and a jump into the linked block's code past its pushes. */
+static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec, uint8_t *fn,
+			   const uint8_t *dispatcher)
 {
 	struct emit *e = &j->e;
 	struct jit_link l = { .target = x->target };
-	uint8_t *normal;
+	unsigned pass = x->k + (x->taken ? 1u : 0u);
 
-	b1(e, 0xe9);                                  /* jmp normal (the hop once linked) */
-	l.activate = (uint32_t)(e->p - fn);
-	b4(e, 0);
 	if (x->save) {
 		save_flags(e);
 	}
-	normal = e->p;
+	j->kind = x->kind;
+	j->in_host = false;
+	j->in_mem = true;
+	flags_to_cpu(j);
+	b1(e, 0x48);                                  /* add qword [rdi + rip], delta */
+	b1(e, 0x81);
+	cpu_operand(e, 0, offsetof(struct emu_cpu, rip));
+	b4(e, (uint32_t)x->delta);
+	homes_out(e, e->written);
 	b1(e, 0x48);                                  /* movabs rax, imm64 */
 	b1(e, 0xb8);
-	b8(e, exit_value(x) | (uint64_t)(rec - fn) << EMU_JIT_LINK_SHIFT);
-	jmp_tail(j, true);
+	b8(e, (uint64_t)pass | EMU_JIT_STOP | EMU_JIT_INDIRECT |
+		      (uint64_t)(rec - fn) << EMU_JIT_LINK_SHIFT);
+	b1(e, 0xba);                                  /* mov edx, instructions of the pass */
+	b4(e, pass);
+	b1(e, 0xe9);                                  /* jmp dispatcher (the hop once linked) */
+	l.activate = (uint32_t)(e->p - fn);
+	b4(e, (uint32_t)(int32_t)(dispatcher - (e->p + 4)));
 
 	l.hop = (uint32_t)(e->p - fn);
-	if (x->save) {
-		save_flags(e);
-	}
-	load_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_left));
-	b1(e, 0x48);                                  /* sub rax, instructions done */
-	b1(e, 0x2d);
-	b4(e, x->k + (x->taken ? 1u : 0u));
-	b1(e, 0x48);                                  /* cmp rax, a pass at most */
-	b1(e, 0x3d);
-	b4(e, EMU_JIT_MAX_INSNS);
-	jcc_back(e, CC_B, normal);
+	mrm(e, 0x8b, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* mov r8, [rdi + jit_left] */
+	b1(e, 0x49); b1(e, 0x29); b1(e, 0xd0);        /* sub r8, rdx */
+	b1(e, 0x49); b1(e, 0x83); b1(e, 0xf8);        /* cmp r8, a pass */
+	b1(e, EMU_JIT_MAX_INSNS);
+	jcc_back(e, CC_B, dispatcher);
 	load_cpu(e, H_RCX, offsetof(struct emu_cpu, stop));
 	b1(e, 0x48);                                  /* test rcx, rcx */
 	b1(e, 0x85);
@@ -1316,51 +1358,174 @@ static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec
 	b1(e, 0x80);                                  /* cmp byte [rcx], 0 */
 	b1(e, 0x39);
 	b1(e, 0);
-	jcc_back(e, CC_NE, normal);
+	jcc_back(e, CC_NE, dispatcher);
 	b1(e, 0x48);                                  /* movabs rcx, the linked block */
 	b1(e, 0xb9);
 	l.blk = (uint32_t)(e->p - fn);
 	b8(e, 0);
-	b1(e, 0x48);                                  /* movabs rdx, its code */
-	b1(e, 0xba);
+	b1(e, 0x48);                                  /* movabs rsi, its code */
+	b1(e, 0xbe);
 	l.fn = (uint32_t)(e->p - fn);
 	b8(e, 0);
-	b1(e, 0x48);                                  /* cmp rdx, [rcx + native] */
+	b1(e, 0x48);                                  /* cmp rsi, [rcx + native] */
 	b1(e, 0x3b);
-	b1(e, 0x51);
+	b1(e, 0x71);
 	b1(e, (uint8_t)offsetof(struct emu_block, native));
-	jcc_back(e, CC_NE, normal);
-	b1(e, 0x48);                                  /* mov rdx, [rcx + session] */
+	jcc_back(e, CC_NE, dispatcher);
+	b1(e, 0x4c);                                  /* mov r9, [rcx + session] */
 	b1(e, 0x8b);
-	b1(e, 0x51);
+	b1(e, 0x49);
 	b1(e, (uint8_t)offsetof(struct emu_block, session));
-	b1(e, 0x48);                                  /* movabs rsi, &the cache's session */
-	b1(e, 0xbe);
+	b1(e, 0x49);                                  /* movabs r10, &the cache's session */
+	b1(e, 0xba);
 	b8(e, (uint64_t)(uintptr_t)j->session);
-	b1(e, 0x48);                                  /* cmp rdx, [rsi] */
+	b1(e, 0x4d);                                  /* cmp r9, [r10] */
 	b1(e, 0x3b);
-	b1(e, 0x16);
-	jcc_back(e, CC_NE, normal);
-	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_left)); /* go: */
+	b1(e, 0x0a);
+	jcc_back(e, CC_NE, dispatcher);
+	mrm(e, 0x89, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* go: mov [rdi + jit_left], r8 */
 	store_cpu(e, H_RCX, offsetof(struct emu_cpu, jit_block));
 	b1(e, 0x48);                                  /* inc qword [rdi + jit_hops] */
 	b1(e, 0xff);
 	cpu_operand(e, 0, offsetof(struct emu_cpu, jit_hops));
-	j->kind = x->kind;
-	j->in_host = false;
-	j->in_mem = true;
-	flags_to_cpu(j);
-	b1(e, 0x48);                                  /* add qword [rdi + rip], delta */
-	b1(e, 0x81);
-	cpu_operand(e, 0, offsetof(struct emu_cpu, rip));
-	b4(e, (uint32_t)x->delta);
 	load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
 	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_entry));
-	homes_out(e, e->written);
 	b1(e, 0xe9);                                  /* jmp into the linked block */
 	l.jmp = (uint32_t)(e->p - fn);
 	b4(e, 0);
 	memcpy(rec, &l, sizeof(l));
+	assert(e->p - rec <= (ptrdiff_t)JIT_LINK_MAX);
+}
+
+#define JC_OFF(field) ((int32_t)(offsetof(struct emu_cpu, jcache) + offsetof(struct emu_jcache_entry, field)))
+_Static_assert(sizeof(struct emu_jcache_entry) == 40, "the dispatcher indexes 40-byte entries");
+_Static_assert(offsetof(struct emu_block, native) < 128 && offsetof(struct emu_block, session) < 128,
+	       "the dispatcher reaches a block's fields with 8-bit displacements");
+
+unsigned emu_jit_jcache_index(uint64_t rip)
+{
+	return (unsigned)((rip ^ rip >> 10) & (EMU_JCACHE_SIZE - 1));
+}
+
+uint64_t emu_jit_jcache_tag(const struct emu_cpu *cpu)
+{
+	return cpu->tlb_gen << 3 | (uint64_t)cpu->cpl << 1 | 1;
+}
+
+void emu_jit_jcache_fill(const struct emu_jit_buf *jb, struct emu_cpu *cpu, const struct emu_block *b)
+{
+	struct emu_jcache_entry *en = &cpu->jcache[emu_jit_jcache_index(cpu->rip)];
+
+	*en = (struct emu_jcache_entry){ .vrip = cpu->rip, .tag = emu_jit_jcache_tag(cpu),
+					 .epoch = jb->epoch, .block = (void *)b,
+					 .fn = (uint64_t)(uintptr_t)b->native };
+}
+
+/* The dispatcher, at the start of the code buffer: where an indirect
+ * exit (emit_indirect_exit) goes with the homes stored, the flags in the
+ * CPU's state, RIP at the target, RAX the value to return and RDX the
+ * instructions done in this pass. It looks RIP up in the jump cache and
+ * goes on into that block's code past its pushes when the entry is for
+ * this RIP, TLB generation and CPL, from this buffer's epoch, its block
+ * still holds that code and was validated in the cache's current
+ * session, the budget has room for a pass and the vCPU is not being
+ * stopped — the checks of a linked exit (emit_link_exit), plus the ones
+ * that make the jump cache's virtual address as good as the fetch's
+ * translation. Else it returns RAX. */
+static void emit_dispatcher(struct emu_jit_buf *jb)
+{
+	struct emit ee = { .p = jb->rw }, *e = &ee;
+	uint8_t *fail[10];
+	unsigned nfail = 0;
+
+#define FAIL_IF(cc) do { b1(e, 0x0f); b1(e, (uint8_t)(0x80 | (cc))); fail[nfail++] = e->p; b4(e, 0); } while (0)
+	mrm(e, 0x8b, 8, H_RDI, offsetof(struct emu_cpu, jit_left));  /* mov r8, [rdi + jit_left] */
+	b1(e, 0x49); b1(e, 0x29); b1(e, 0xd0);                      /* sub r8, rdx */
+	grp_imm8(e, 0x83, 7, 8, EMU_JIT_MAX_INSNS);                 /* cmp r8, a pass */
+	FAIL_IF(CC_B);
+	mrm(e, 0x8b, H_RCX, H_RDI, offsetof(struct emu_cpu, stop)); /* mov rcx, [rdi + stop] */
+	b1(e, 0x48); b1(e, 0x85); b1(e, 0xc9);                      /* test rcx, rcx */
+	b1(e, 0x74); b1(e, 9);                                      /* jz +9 */
+	b1(e, 0x80); b1(e, 0x39); b1(e, 0);                         /* cmp byte [rcx], 0 */
+	FAIL_IF(CC_NE);
+	mrm(e, 0x8b, 9, H_RDI, offsetof(struct emu_cpu, rip));      /* mov r9, [rdi + rip] */
+	b1(e, 0x4d); b1(e, 0x89); b1(e, 0xca);                      /* mov r10, r9 */
+	grp_imm8(e, 0xc1, 5, 10, 10);                               /* shr r10, 10 */
+	b1(e, 0x4d); b1(e, 0x31); b1(e, 0xca);                      /* xor r10, r9 */
+	b1(e, 0x41); b1(e, 0x81); b1(e, 0xe2);                      /* and r10d, size - 1 */
+	b4(e, EMU_JCACHE_SIZE - 1);
+	b1(e, 0x4f); b1(e, 0x8d); b1(e, 0x14); b1(e, 0x92);         /* lea r10, [r10 + r10 * 4] */
+	grp_imm8(e, 0xc1, 4, 10, 3);                                /* shl r10, 3: * 40 */
+	b1(e, 0x49); b1(e, 0x01); b1(e, 0xfa);                      /* add r10, rdi */
+	mrm(e, 0x3b, 9, 10, JC_OFF(vrip));                          /* cmp r9, [r10 + vrip] */
+	FAIL_IF(CC_NE);
+	mrm(e, 0x8b, 11, H_RDI, offsetof(struct emu_cpu, tlb_gen)); /* mov r11, [rdi + tlb_gen] */
+	grp_imm8(e, 0xc1, 4, 11, 3);                                /* shl r11, 3 */
+	b1(e, 0x0f); b1(e, 0xb6); b1(e, 0x8f);                      /* movzx ecx, byte [rdi + cpl] */
+	b4(e, (uint32_t)offsetof(struct emu_cpu, cpl));
+	b1(e, 0x4d); b1(e, 0x8d); b1(e, 0x5c); b1(e, 0x4b); b1(e, 1); /* lea r11, [r11 + rcx * 2 + 1] */
+	mrm(e, 0x3b, 11, 10, JC_OFF(tag));                          /* cmp r11, [r10 + tag] */
+	FAIL_IF(CC_NE);
+	b1(e, 0x48); b1(e, 0xb9);                                   /* movabs rcx, &jb->epoch */
+	b8(e, (uint64_t)(uintptr_t)&jb->epoch);
+	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x19);                      /* mov r11, [rcx] */
+	mrm(e, 0x3b, 11, 10, JC_OFF(epoch));                        /* cmp r11, [r10 + epoch] */
+	FAIL_IF(CC_NE);
+	mrm(e, 0x8b, H_RCX, 10, JC_OFF(block));                     /* mov rcx, [r10 + block] */
+	mrm(e, 0x8b, H_RSI, 10, JC_OFF(fn));                        /* mov rsi, [r10 + fn] */
+	b1(e, 0x48); b1(e, 0x3b); b1(e, 0x71);                      /* cmp rsi, [rcx + native] */
+	b1(e, (uint8_t)offsetof(struct emu_block, native));
+	FAIL_IF(CC_NE);
+	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x59);                      /* mov r11, [rcx + session] */
+	b1(e, (uint8_t)offsetof(struct emu_block, session));
+	b1(e, 0x48); b1(e, 0xba);                                   /* movabs rdx, &the cache's session */
+	b8(e, (uint64_t)(uintptr_t)jb->session);
+	b1(e, 0x4c); b1(e, 0x3b); b1(e, 0x1a);                      /* cmp r11, [rdx] */
+	FAIL_IF(CC_NE);
+	mrm(e, 0x89, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* go: mov [rdi + jit_left], r8 */
+	mrm(e, 0x89, H_RCX, H_RDI, offsetof(struct emu_cpu, jit_block));
+	mrm(e, 0x89, 9, H_RDI, offsetof(struct emu_cpu, jit_entry));
+	mrm(e, 0xff, 0, H_RDI, offsetof(struct emu_cpu, jit_hops)); /* inc qword [rdi + jit_hops] */
+	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x59);                      /* mov r11, [rcx + phys] */
+	b1(e, (uint8_t)offsetof(struct emu_block, phys));
+	grp_imm8(e, 0xc1, 5, 11, 12);                               /* shr r11, 12 */
+	mrm(e, 0x89, 11, H_RDI, offsetof(struct emu_cpu, code_page)); /* the page stores end blocks in */
+	grp_imm8(e, 0x83, 0, H_RSI, JIT_ENTRY_SKIP);                /* add rsi, past the pushes */
+	b1(e, 0xff); b1(e, 0xe6);                                   /* jmp rsi */
+#undef FAIL_IF
+	for (unsigned i = 0; i < nfail; i++) {
+		int32_t rel = (int32_t)(e->p - (fail[i] + 4));
+
+		memcpy(fail[i], &rel, 4);
+	}
+	for (unsigned i = ARRAY_SIZE(pushed); i-- > 0;) {           /* fail: the tail */
+		if (pushed[i] >= 8)
+			b1(e, 0x41);
+		b1(e, (uint8_t)(0x58 | (pushed[i] & 7)));           /* pop */
+	}
+	b1(e, 0xc3);                                                /* ret */
+	jb->base = jb->used = (uint32_t)((e->p - jb->rw + 15) & ~15);
+}
+
+/* The exit of a RET: the flags into the CPU's state, the homes stored,
+ * then the dispatcher, which goes on into the block at the target when
+ * the jump cache knows it, or returns x's value, marked
+ * EMU_JIT_INDIRECT so that emu_run fills the jump cache. */
+static void emit_indirect_exit(struct jit *j, struct jit_exit *x, const uint8_t *dispatcher)
+{
+	struct emit *e = &j->e;
+
+	flags_to_cpu(j);
+	homes_out(e, e->written);
+	x->kind = JIT_FLAGS_NONE;
+	x->save = false;
+	b1(e, 0x48);                                  /* movabs rax, imm64 */
+	b1(e, 0xb8);
+	b8(e, exit_value(x) | EMU_JIT_INDIRECT);
+	b1(e, 0xba);                                  /* mov edx, instructions of the pass */
+	b4(e, x->k);
+	b1(e, 0xe9);                                  /* jmp dispatcher */
+	b4(e, (uint32_t)(int32_t)(dispatcher - (e->p + 4)));
 }
 
 bool emu_jit_link(struct emu_jit_buf *jb, emu_native_fn from, unsigned link_off,
@@ -1681,7 +1846,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 				struct jit_exit *x = new_exit(&j, k + 1, false, 0);
 
 				x->bytes = 0;
-				emit_exit(&j, x);
+				emit_indirect_exit(&j, x, jb->rw);
 				j.nexits--;
 			}
 			ended = true;
@@ -1734,7 +1899,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 		if (x->loop)
 			emit_loop(&j, x, x->k + 1, k);
 		else if (x->link)
-			emit_link_exit(&j, x, rec, start);
+			emit_link_exit(&j, x, rec, start, jb->rw);
 		else
 			emit_exit(&j, x);
 	}
