@@ -1006,6 +1006,120 @@ static void mov_regs(struct emit *e, unsigned size, unsigned op, unsigned dst, u
 	store(e, dst);
 }
 
+/* op with guest byte register r (rex: the instruction's REX; AH..BH
+ * without one) as its r/m operand and host register reg (0-3) or a
+ * digit in ModRM.reg: the low byte of r's home, or r's byte in cpu->gpr.
+ * False, with nothing emitted, for AH..BH of a register with a home. */
+static bool byte_rm(struct emit *e, unsigned rex, unsigned r, unsigned op, unsigned reg, bool write)
+{
+	bool high = !rex && r >= 4 && r < 8;
+	unsigned g = high ? r - 4 : r;
+
+	if (homed(e, g)) {
+		unsigned h = (unsigned)e->home[g];
+
+		if (high)
+			return false;
+		b1(e, (uint8_t)(0x40 | h >> 3));      /* a REX: BPL, R8B-R15B */
+		b1(e, (uint8_t)op);
+		b1(e, (uint8_t)(0xc0 | reg << 3 | (h & 7)));
+		if (write)
+			e->written |= (uint16_t)(1u << g);
+		return true;
+	}
+	b1(e, (uint8_t)op);
+	b1(e, (uint8_t)(0x47 | reg << 3));            /* [rdi + disp8] */
+	b1(e, (uint8_t)(offsetof(struct emu_cpu, gpr) + 8 * g + (high ? 1 : 0)));
+	return true;
+}
+
+/* cl = guest byte register r (rex: as byte_rm's), the host's flags
+ * untouched (they may be the guest's). */
+static void load_byte(struct emit *e, unsigned rex, unsigned r)
+{
+	bool high = !rex && r >= 4 && r < 8;
+	unsigned g = high ? r - 4 : r;
+
+	if (!high || homed(e, g)) {
+		load_to(e, 8, H_RCX, g);
+		if (high) {
+			b1(e, 0x0f);                  /* movzx ecx, ch */
+			b1(e, 0xb6);
+			b1(e, 0xcd);
+		}
+		return;
+	}
+	b1(e, 0x0f);                                  /* movzx ecx, byte [rdi + disp8] */
+	b1(e, 0xb6);
+	b1(e, 0x4f);
+	b1(e, (uint8_t)(offsetof(struct emu_cpu, gpr) + 8 * g + 1));
+}
+
+/* The register-only byte forms: ADD/OR/AND/SUB/XOR/CMP, TEST and MOV
+ * between byte registers and with an imm8 (the host's byte operations
+ * on the same bytes: its flags are the guest's). */
+static bool emit_byte_insn(const struct emu_insn *in, struct emit *e, bool *writes, bool *logic)
+{
+	unsigned op = in->op, alu = op >> 3, rex = in->rex;
+	bool reg = in->has_modrm && in->mod == 3;
+
+	if (op < 0x40 && ((op & 7) == 0 || (op & 7) == 2 || (op & 7) == 4)) {
+		if (!alu_ok(alu))
+			return false;
+		if ((op & 7) == 4) {                  /* op al, imm8 */
+			if (!byte_rm(e, rex, X86_RAX, 0x80, alu, alu != 7))
+				return false;
+			b1(e, (uint8_t)in->imm);
+		} else {
+			unsigned dst = (op & 7) == 0 ? in->rm : in->reg;
+
+			if (!reg)
+				return false;
+			load_byte(e, rex, (op & 7) == 0 ? in->reg : in->rm);
+			if (!byte_rm(e, rex, dst, alu << 3, H_RCX, alu != 7))
+				return false;
+		}
+		*writes = true;
+		*logic = alu == 1 || alu == 4 || alu == 6;
+		return true;
+	}
+	switch (op) {
+	case 0x80:                                    /* op r/m8, imm8 */
+		alu = in->reg & 7;
+		if (!reg || !alu_ok(alu) || !byte_rm(e, rex, in->rm, 0x80, alu, alu != 7))
+			return false;
+		b1(e, (uint8_t)in->imm);
+		*writes = true;
+		*logic = alu == 1 || alu == 4 || alu == 6;
+		return true;
+	case 0x84:                                    /* test r/m8, r8 */
+		if (!reg)
+			return false;
+		load_byte(e, rex, in->reg);
+		if (!byte_rm(e, rex, in->rm, 0x84, H_RCX, false))
+			return false;
+		*writes = *logic = true;
+		return true;
+	case 0xa8:                                    /* test al, imm8 */
+		if (!byte_rm(e, rex, X86_RAX, 0xf6, 0, false))
+			return false;
+		b1(e, (uint8_t)in->imm);
+		*writes = *logic = true;
+		return true;
+	case 0x88: case 0x8a:                         /* mov r/m8, r8; mov r8, r/m8 */
+		if (!reg)
+			return false;
+		load_byte(e, rex, op == 0x88 ? in->reg : in->rm);
+		return byte_rm(e, rex, op == 0x88 ? in->rm : in->reg, 0x88, H_RCX, true);
+	case 0xb0 ... 0xb7:                           /* mov r8, imm8 */
+		if (!byte_rm(e, rex, (op & 7) | (rex & 1) << 3, 0xc6, 0, true))
+			return false;
+		b1(e, (uint8_t)in->imm);
+		return true;
+	}
+	return false;
+}
+
 static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bool *logic)
 {
 	struct emit *e = &j->e;
@@ -1023,6 +1137,8 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 	}
 	if (in->map != MAP_1B)
 		return false;
+	if (emit_byte_insn(in, e, writes, logic))
+		return true;
 	if (op < 0x40 && (op & 7) <= 5 && (op & 7) != 0 && (op & 7) != 2 && (op & 7) != 4) {
 		alu = op >> 3;
 		if (!alu_ok(alu))

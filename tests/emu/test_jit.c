@@ -721,6 +721,224 @@ static void loop_reads_flags_of_last_pass(void **state)
 	}
 }
 
+/* Runs code from rip to HLT one instruction per emu_run() (so the
+ * interpreter runs it: a translated prefix needs a budget for all of
+ * it), then again whole (translated), from the same registers and
+ * flags: the two must agree. */
+static void same_as_interpreter(struct fx *f, uint64_t rip, const uint64_t regs[16], uint64_t fl)
+{
+	uint64_t want[16], want_fl, before;
+	unsigned ran;
+	int st;
+
+	memcpy(f->cpu.gpr, regs, sizeof(f->cpu.gpr));
+	emu_flags_set(&f->cpu, fl);
+	f->cpu.rip = rip;
+	while ((st = emu_run(&f->cpu, 1, &ran)) == EMU_OK)
+		;
+	assert_int_equal(st, EMU_HALT);
+	memcpy(want, f->cpu.gpr, sizeof(want));
+	want_fl = flags(f);
+	for (unsigned round = 0; round < 2; round++) {
+		memcpy(f->cpu.gpr, regs, sizeof(f->cpu.gpr));
+		emu_flags_set(&f->cpu, fl);
+		f->cpu.rip = rip;
+		before = f->cpu.jit_insns;
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_HALT);
+		for (unsigned r = 0; r < 16; r++)
+			assert_int_equal(f->cpu.gpr[r], want[r]);
+		assert_int_equal(flags(f), want_fl);
+		assert_true(f->cpu.jit_insns - before >= 20);
+	}
+}
+
+/* Byte registers, translated: ALU, TEST and MOV between them and with an
+ * imm8, on the low bytes of registers with a home and of ones without
+ * (more registers than homes), on AH..BH, and with a REX on SPL..DIL and
+ * R8B..R15B; each result feeds the next so one wrong byte shows. */
+static void byte_registers(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		/* the homes go to the registers used most: r8-r15, rax */
+		0x4d, 0x01, 0xc1, 0x4d, 0x01, 0xca, 0x4d, 0x01, 0xd3, 0x4d, 0x01, 0xdc, /* add r9, r8 ... */
+		0x4d, 0x01, 0xe5, 0x4d, 0x01, 0xee, 0x4d, 0x01, 0xf7, 0x4c, 0x01, 0xf8, /* ... add rax, r15 */
+		0x00, 0xe3,                               /* add bl, ah (rbx, rax: no home / home) */
+		0x28, 0xdc,                               /* sub ah, bl: AH of a home: helper */
+		0x30, 0xf9,                               /* xor cl, bh */
+		0x08, 0xcd,                               /* or ch, cl */
+		0x20, 0xea,                               /* and dl, ch */
+		0x38, 0xd6,                               /* cmp dh, dl */
+		0x40, 0x00, 0xd6,                         /* add sil, dl */
+		0x40, 0x28, 0xf7,                         /* sub dil, sil */
+		0x45, 0x00, 0xc1,                         /* add r9b, r8b */
+		0x44, 0x30, 0xcf,                         /* xor dil, r9b */
+		0x41, 0x02, 0xc2,                         /* add al, r10b */
+		0x3a, 0xc3,                               /* cmp al, bl */
+		0x04, 0x7f,                               /* add al, 0x7f */
+		0x2c, 0x80,                               /* sub al, 0x80: OF */
+		0x80, 0xc3, 0x91,                         /* add bl, 0x91 */
+		0x80, 0xf7, 0x5a,                         /* xor bh, 0x5a */
+		0x41, 0x80, 0xe3, 0x3c,                   /* and r11b, 0x3c */
+		0x80, 0xfd, 0x10,                         /* cmp ch, 0x10 */
+		0x84, 0xe1,                               /* test cl, ah */
+		0xa8, 0x40,                               /* test al, 0x40 */
+		0x88, 0xf8,                               /* mov al, bh */
+		0x88, 0xd4,                               /* mov ah, dl: helper */
+		0x8a, 0xee,                               /* mov ch, dh */
+		0x40, 0x8a, 0xef,                         /* mov bpl, dil */
+		0x44, 0x88, 0xe6,                         /* mov sil, r12b */
+		0xb3, 0xa5,                               /* mov bl, 0xa5 */
+		0xb7, 0x3c,                               /* mov bh, 0x3c */
+		0x41, 0xb5, 0x99,                         /* mov r13b, 0x99 */
+		0x40, 0xb4, 0x66,                         /* mov spl, 0x66 */
+		0x00, 0xfb,                               /* add bl, bh: CF */
+		0x2a, 0xc7,                               /* sub al, bh */
+		0x14, 0x01,                               /* adc al, 1 (a helper reads CF) */
+		0xf4,
+	};
+	uint64_t regs[16];
+
+	put(f, CODE + 0xf00, code, sizeof(code));
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	same_as_interpreter(f, CODE + 0xf00, regs, 0x2);
+	same_as_interpreter(f, CODE + 0xf00, regs, 0x2 | FL_CF | FL_ZF);
+}
+
+/* The same byte forms on registers without a home: each group of them
+ * comes after 18 ADDs that make r8-r15 and RBP the registers used most
+ * (the homes), and ends its block with a JMP to the next. */
+static void byte_registers_without_homes(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t chain[] = {
+		0x4d, 0x01, 0xc1, 0x4d, 0x01, 0xca, 0x4d, 0x01, 0xd3, /* add r9, r8; add r10, r9; ... */
+		0x4d, 0x01, 0xdc, 0x4d, 0x01, 0xe5, 0x4d, 0x01, 0xee,
+		0x4d, 0x01, 0xf7, 0x4c, 0x01, 0xfd, 0x49, 0x01, 0xe8, /* ... add rbp, r15; add r8, rbp */
+	};
+	static const uint8_t groups[][16] = {
+		{ 6, 0x00, 0xe3, 0x28, 0xdc, 0x30, 0xf9 },         /* add bl, ah; sub ah, bl; xor cl, bh */
+		{ 6, 0x08, 0xcd, 0x20, 0xea, 0x38, 0xd6 },         /* or ch, cl; and dl, ch; cmp dh, dl */
+		{ 6, 0x40, 0x00, 0xd6, 0x40, 0x28, 0xf7 },         /* add sil, dl; sub dil, sil */
+		{ 6, 0x45, 0x00, 0xc1, 0x44, 0x30, 0xcf },         /* add r9b, r8b; xor dil, r9b */
+		{ 7, 0x04, 0x7f, 0x2c, 0x80, 0x80, 0xc7, 0x91 },   /* add al, 0x7f; sub al, 0x80; add bh, 0x91 */
+		{ 7, 0x80, 0xfd, 0x10, 0x84, 0xe1, 0xa8, 0x40 },   /* cmp ch, 0x10; test cl, ah; test al, 0x40 */
+		{ 6, 0x88, 0xf8, 0x88, 0xd4, 0x8a, 0xee },         /* mov al, bh; mov ah, dl; mov ch, dh */
+		{ 6, 0x40, 0x8a, 0xef, 0x44, 0x88, 0xe6 },         /* mov bpl, dil; mov sil, r12b */
+		{ 6, 0xb3, 0xa5, 0xb7, 0x3c, 0xb4, 0x99 },         /* mov bl, 0xa5; mov bh, 0x3c; mov ah, 0x99 */
+		{ 6, 0x00, 0xfc, 0x2a, 0xc7, 0x14, 0x01 },         /* add ah, bh; sub al, bh; adc al, 1 */
+	};
+	uint8_t code[1024];
+	size_t n = 0;
+	uint64_t regs[16];
+
+	for (unsigned g = 0; g < ARRAY_SIZE(groups); g++) {
+		memcpy(code + n, chain, sizeof(chain));
+		n += sizeof(chain);
+		memcpy(code + n, chain, sizeof(chain));
+		n += sizeof(chain);
+		memcpy(code + n, groups[g] + 1, groups[g][0]);
+		n += groups[g][0];
+		code[n++] = 0xeb;                         /* jmp next: the block ends */
+		code[n++] = 0;
+	}
+	code[n++] = 0xf4;
+	assert_true(n <= sizeof(code));
+	put(f, 0x26000, code, n);
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 5) ^ 0x8040201008040201ULL << (r & 7);
+	regs[X86_RSP] = STACK;
+	same_as_interpreter(f, 0x26000, regs, 0x2);
+	same_as_interpreter(f, 0x26000, regs, 0x2 | FL_CF | FL_ZF);
+}
+
+/* Calls to a function on another page and its RETs go on through the
+ * jump cache (the dispatcher), not back to emu_run: hops counted, the
+ * result, budgets and a stop request exact. */
+static void calls_and_returns_across_pages(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t caller[] = {
+		0xe8, 0xfb, 0x0f, 0x00, 0x00,             /* L: call fn (0x22000) */
+		0x48, 0x01, 0xc8,                         /* add rax, rcx */
+		0xff, 0xc9,                               /* dec ecx */
+		0x75, 0xf4,                               /* jnz L */
+		0xf4,
+	};
+	static const uint8_t fn[] = {
+		0x48, 0x83, 0xc2, 0x03,                   /* fn: add rdx, 3 */
+		0xc3,                                     /* ret */
+	};
+	unsigned ran;
+
+	put(f, 0x21000, caller, sizeof(caller));
+	put(f, 0x22000, fn, sizeof(fn));
+	for (unsigned round = 0; round < 2; round++) {
+		uint64_t hops = f->cpu.jit_hops, before = f->cpu.jit_insns;
+
+		f->cpu.rip = 0x21000;
+		f->cpu.gpr[X86_RSP] = STACK;
+		f->cpu.gpr[X86_RAX] = 0;
+		f->cpu.gpr[X86_RCX] = 1000;
+		f->cpu.gpr[X86_RDX] = 0;
+		assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_HALT);
+		assert_int_equal(ran, 6 * 1000 + 1);
+		assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+		assert_int_equal(f->cpu.gpr[X86_RDX], 3000);
+		assert_int_equal(f->cpu.gpr[X86_RSP], STACK);
+		if (round) { /* a call and a return an iteration, never to emu_run but the first */
+			assert_true(f->cpu.jit_hops - hops >= 2 * 1000 - 4);
+			assert_true(f->cpu.jit_insns - before >= 6000 - 12);
+		}
+	}
+	f->cpu.gpr[X86_RAX] = 0;
+	f->cpu.gpr[X86_RCX] = 1000;
+	f->cpu.gpr[X86_RSP] = STACK;
+	run_in_budgets(f, 0x21000, 29, 6001);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+	f->cpu.gpr[X86_RCX] = 1000;
+	f->cpu.gpr[X86_RSP] = STACK;
+	assert_int_equal(run_stopped(f, 0x21000), 1); /* the call, then out */
+	assert_int_equal(f->cpu.rip, 0x22000);
+}
+
+/* The code behind a virtual page changes while the jump cache knows it:
+ * the loop calls fn at 0x23000, mapped to physical page A (fn returns
+ * 1) and, halfway, remaps that page to B (fn returns 2) and INVLPGs it.
+ * Every call after the INVLPG runs B's code. */
+static void remapped_code_page(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t caller[] = {
+		0xe8, 0xfb, 0x1f, 0x00, 0x00,             /* L: call fn (0x23000) */
+		0x48, 0x01, 0xc3,                         /* add rbx, rax */
+		0x81, 0xf9, 0xf4, 0x01, 0x00, 0x00,       /* cmp ecx, 500 */
+		0x75, 0x0a,                               /* jne next */
+		0x48, 0x89, 0x16,                         /* mov [rsi], rdx: the PTE, to B */
+		0x0f, 0x01, 0x3d, 0xe6, 0x1f, 0x00, 0x00, /* invlpg [rip + 0x1fe6]: 0x23000 */
+		0xff, 0xc9,                               /* next: dec ecx */
+		0x75, 0xe2,                               /* jnz L */
+		0xf4,
+	};
+	static const uint8_t fn_a[] = { 0xb8, 1, 0, 0, 0, 0xc3 }; /* mov eax, 1; ret */
+	static const uint8_t fn_b[] = { 0xb8, 2, 0, 0, 0, 0xc3 }; /* mov eax, 2; ret */
+
+	put(f, 0x21000, caller, sizeof(caller));
+	put(f, 0x24000, fn_a, sizeof(fn_a));
+	put(f, 0x25000, fn_b, sizeof(fn_b));
+	for (unsigned round = 0; round < 2; round++) {
+		wr64(f, PT + 8 * 0x23, 0x24000 | PTE_P | PTE_W);
+		emu_tlb_flush(&f->cpu, true);
+		f->cpu.gpr[X86_RBX] = 0;
+		f->cpu.gpr[X86_RCX] = 1000;
+		f->cpu.gpr[X86_RSI] = PT + 8 * 0x23;
+		f->cpu.gpr[X86_RDX] = 0x25000 | PTE_P | PTE_W;
+		run_to_hlt(f, 0x21000);
+		assert_int_equal(f->cpu.gpr[X86_RBX], 501 * 1 + 499 * 2); /* c = 1000..500, then 499..1 */
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -743,6 +961,10 @@ int main(void)
 		T(loop_reads_flags_of_last_pass),
 		T(linked_blocks),
 		T(linked_block_rewritten),
+		T(byte_registers),
+		T(byte_registers_without_homes),
+		T(calls_and_returns_across_pages),
+		T(remapped_code_page),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
