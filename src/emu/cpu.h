@@ -165,6 +165,11 @@ struct emu_cpu {
 	 * the jump cache did not know): emu_run fills the jump cache with
 	 * the block found at RIP. */
 	bool jc_fill;
+	/* Set by the caller of emu_run() to go on in the decoded-block
+	 * cache's current session instead of starting a new one (icache.h):
+	 * nothing it knows of wrote code since the last call. emu_run()
+	 * clears it. */
+	bool keep_session;
 	/* emu_run() returns early once this is set (NULL: never): the
 	 * engine's kick flag. */
 	const atomic_bool *stop;

@@ -21,7 +21,13 @@
 #include <string.h>
 #include <time.h>
 
-#define BATCH 20000               /* instructions between looks at timers and interrupts */
+#define BATCH 100000              /* instructions between looks at timers and interrupts */
+/* Quiet batches in a row (no interrupt, exception, kick or halt) that
+ * go on in the decoded-block cache's session of the one before
+ * (struct emu_cpu.keep_session): code that a device or another vCPU
+ * wrote without anything serialising here is seen within
+ * (SESSION_BATCHES + 1) * BATCH instructions. */
+#define SESSION_BATCHES 1
 
 enum vcpu_state { VCPU_RUN, VCPU_HALT, VCPU_WAIT_SIPI };
 
@@ -31,6 +37,7 @@ struct emu_vcpu {
 	enum vcpu_state state;
 	atomic_bool kicked;
 	uint64_t insns;               /* instructions run (a statistic) */
+	unsigned quiet;               /* quiet batches since the last new session */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 };
@@ -425,12 +432,21 @@ static int emu_vcpu_run(struct vcpu *v)
 			continue;
 		}
 		cpu->stop = &ev->kicked; /* ends emu_run between blocks */
+		/* the last batch ran whole and nothing came in since */
+		if (vector < 0 && ev->quiet && ev->quiet <= SESSION_BATCHES)
+			cpu->keep_session = true;
+		else
+			ev->quiet = 0;
 		for (unsigned i = 0, ran; i < BATCH && !atomic_load_explicit(&ev->kicked, memory_order_relaxed); i += ran) {
 			int st = emu_run(cpu, BATCH - i, &ran);
 
 			ev->insns += ran;
-			if (st == EMU_OK)
+			if (st == EMU_OK) {
+				if (i + ran >= BATCH)
+					ev->quiet++;
 				continue;
+			}
+			ev->quiet = 0;
 			if (st == EMU_HALT) {
 				ev->state = VCPU_HALT;
 				break;

@@ -2312,9 +2312,11 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 	if (!budget)
 		budget = 1;
 	if (c) {
-		c->session++;
+		if (!cpu->keep_session)
+			c->session++;
 		emu_code_sync(cpu, c);
 	}
+	cpu->keep_session = false;
 	for (;;) {
 		b = NULL;
 		if (prev && cpu->mode == MODE_LONG64 && (cpu->rip >> 12) == cpu->fetch.vpage &&
