@@ -414,6 +414,7 @@ static int emu_vcpu_run(struct vcpu *v)
 	current = ev;
 	while (!machine_exiting(v->m)) {
 		int vector;
+		unsigned quiet;
 		uint64_t deadline;
 
 		atomic_store(&ev->kicked, false); /* what service() sees is handled below */
@@ -433,20 +434,19 @@ static int emu_vcpu_run(struct vcpu *v)
 		}
 		cpu->stop = &ev->kicked; /* ends emu_run between blocks */
 		/* the last batch ran whole and nothing came in since */
-		if (vector < 0 && ev->quiet && ev->quiet <= SESSION_BATCHES)
-			cpu->keep_session = true;
-		else
-			ev->quiet = 0;
+		quiet = vector < 0 && ev->quiet <= SESSION_BATCHES ? ev->quiet : 0;
+		cpu->keep_session = quiet != 0;
+		ev->quiet = 0; /* unless this one runs whole, without a kick */
 		for (unsigned i = 0, ran; i < BATCH && !atomic_load_explicit(&ev->kicked, memory_order_relaxed); i += ran) {
 			int st = emu_run(cpu, BATCH - i, &ran);
 
 			ev->insns += ran;
 			if (st == EMU_OK) {
 				if (i + ran >= BATCH)
-					ev->quiet++;
+					ev->quiet = quiet + 1;
 				continue;
 			}
-			ev->quiet = 0;
+			quiet = 0;
 			if (st == EMU_HALT) {
 				ev->state = VCPU_HALT;
 				break;
