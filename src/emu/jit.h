@@ -5,7 +5,8 @@
  * What it does so far: the longest prefix of a 64-bit block made of
  * ADD/OR/AND/SUB/XOR/CMP/TEST, MOV, LEA, SHL/SHR/SAR by a constant,
  * ROL/ROR, IMUL r, r, NOT, NEG and (after another flag writer) INC/DEC
- * on 32 and 64-bit registers; of the same ALU operations, MOV and MOVZX
+ * on 32 and 64-bit registers; ADD/OR/AND/SUB/XOR/CMP, TEST and MOV on
+ * byte registers (AH..BH only without a home); of the same ALU operations, MOV and MOVZX
  * with a memory operand (byte forms of MOV, CMP-like group 1 and TEST
  * with an immediate); of PUSH, POP, CALL rel32, RET and JMP rel; and of
  * conditional branches (after a flag writer), becomes one host function.
@@ -21,7 +22,10 @@
  * of it is done, so no fault is ever raised in translated code. A taken
  * Jcc or JMP leaves the block, unless it goes back to the block's start
  * and the budget (cpu->jit_left) allows another pass, or its exit is
- * linked to the target's translated block (emu_jit_link). An instruction
+ * linked to the target's translated block (emu_jit_link); an exit that
+ * is not (linkable ones, other pages, RET) goes to the dispatcher, which
+ * finds the next translated block in the per-CPU jump cache (cpu.h) and
+ * goes on into it. An instruction
  * the emitter does not take between ones it does is called: the
  * interpreter's handler for it, with the flags and RIP handed over
  * (emit_helper). The rest of the block, after
