@@ -30,7 +30,8 @@ QEMU:  qemu-system-x86_64 -accel tcg -M q35 -smp 1 -m MEM -nodefaults
        -device virtio-net-pci,netdev=n0
 
 usage: bench_io.py KUMO [--guest-dir DIR] [--runs 3] [--only kumo|qemu]
-       [--memory 512M] [--disk-size 512M] [--seconds 10] [--json]
+       [--memory 512M] [--disk-size 512M] [--seconds 10] [--timeout 1200]
+       [--stall S] [--json]
 """
 import argparse, json, os, re, selectors, shutil, signal, statistics, subprocess
 import sys, tempfile, time
@@ -117,12 +118,15 @@ class Netns:
         sh("ip", "netns", "del", self.name, check=False)
 
 
-def run_vm(argv, ns, timeout):
+def run_vm(argv, ns, timeout, stall):
     """Runs argv in the namespace until the guest's exit line; returns the
-    console text."""
+    console text. Fails after timeout seconds in all, or once a phase has
+    begun (a kumo-bench: line) and no other such line came for stall
+    seconds: a guest that stopped making progress."""
     buf, lines = b"", []
     err = tempfile.TemporaryFile()
     t0 = time.perf_counter()
+    marker_t, phase = None, None
     p = subprocess.Popen(ns.prefix() + argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=err, start_new_session=True)
     try:
@@ -130,9 +134,12 @@ def run_vm(argv, ns, timeout):
         sel = selectors.DefaultSelector()
         sel.register(p.stdout, selectors.EVENT_READ)
         while not any(l.startswith("kumo-guest: exit status") for l in lines[-3:]):
-            left = t0 + timeout - time.perf_counter()
+            now = time.perf_counter()
+            left = t0 + timeout - now
             if left <= 0:
                 raise RunError("timed out after %.0f s" % timeout)
+            if marker_t is not None and now - marker_t > stall:
+                raise RunError("no progress for %.0f s after \"%s\"" % (stall, phase))
             if not sel.select(min(left, 1.0)):
                 continue
             data = os.read(p.stdout.fileno(), 65536)
@@ -141,7 +148,11 @@ def run_vm(argv, ns, timeout):
                 raise RunError("exited with status %d before the end" % p.returncode)
             buf += data
             *done, buf = buf.split(b"\n")
-            lines += [r.decode(errors="replace").rstrip("\r") for r in done]
+            new = [r.decode(errors="replace").rstrip("\r") for r in done]
+            for l in new:
+                if l.startswith("kumo-bench: "):
+                    marker_t, phase = time.perf_counter(), l
+            lines += new
         return "\n".join(lines)
     except RunError as e:
         err.seek(0)
@@ -169,9 +180,9 @@ def section(out, name):
         raise RunError("%s: bad JSON:\n%s" % (name, text[-1500:]))
 
 
-def measure(argv, ns, timeout):
+def measure(argv, ns, timeout, stall):
     ns.start_server()
-    out = run_vm(argv, ns, timeout)
+    out = run_vm(argv, ns, timeout, stall)
     r = {}
     for name, rw, key in (("seq-read", "read", "bw_bytes"), ("seq-write", "write", "bw_bytes"),
                           ("rand-read", "read", "iops")):
@@ -203,6 +214,8 @@ def main():
     ap.add_argument("--disk-size", default="512M")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=1200, help="seconds per run")
+    ap.add_argument("--stall", type=float,
+                    help="seconds a phase may go without output (default 10 x --seconds + 120)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -251,7 +264,8 @@ def main():
                 if not a.json:
                     print("run %d/%d %s..." % (i + 1, a.runs, name), file=sys.stderr, flush=True)
                 try:
-                    samples[name].append(measure(argv, ns, a.timeout))
+                    samples[name].append(measure(argv, ns, a.timeout,
+                                                 a.stall or 10 * a.seconds + 120))
                 except RunError as e:
                     failures[name] = {"run": i + 1, "error": str(e),
                                       "console_tail": getattr(e, "tail", "")}
