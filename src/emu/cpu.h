@@ -55,9 +55,10 @@ struct emu_lazy_flags {
 #define EMU_TLB_WAYS 2
 #define EMU_TLB_SIZE (EMU_TLB_SETS * EMU_TLB_WAYS)
 
-/* The jump cache (jit.h, "indirect exits"): where translated code that
- * returns (RET) finds the translated block at the RIP it returns to,
- * without going back to the executor. An entry says: at vrip, under the
+/* The jump cache (jit.h: the dispatcher): where translated code that
+ * returns (RET), or leaves through an exit that is not linked, finds the
+ * translated block at the RIP it goes to, without going back to the
+ * executor. An entry says: at vrip, under the
  * TLB generation and CPL in tag, is block (a struct emu_block *) whose
  * code was fn in code-buffer epoch epoch. Filled by emu_run; every field
  * is checked again before use (jit.c: the dispatcher). */
@@ -161,9 +162,9 @@ struct emu_cpu {
 	void *jit_block;
 	uint64_t jit_entry;
 	uint64_t jit_hops;      /* jumps from one block's code into another's (a statistic) */
-	/* Set by translated code that left through an indirect exit (a RET
-	 * the jump cache did not know): emu_run fills the jump cache with
-	 * the block found at RIP. */
+	/* Set by translated code that left through the dispatcher
+	 * (EMU_JIT_INDIRECT): emu_run fills the jump cache with the block
+	 * found at RIP. */
 	bool jc_fill;
 	/* Set by the caller of emu_run() to go on in the decoded-block
 	 * cache's current session instead of starting a new one (icache.h):

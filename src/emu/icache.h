@@ -55,10 +55,8 @@ struct emu_block {
 
 #define EMU_ICACHE_BLOCKS_LOG2 15
 #define EMU_ICACHE_BLOCKS (1u << EMU_ICACHE_BLOCKS_LOG2)
-#ifndef EMU_ICACHE_INSNS
 #define EMU_ICACHE_INSNS (256u * 1024)
 #define EMU_ICACHE_BYTES (2048u * 1024)
-#endif
 /* The codemap covers physical addresses below 2 TiB (guest RAM ends
  * below 1 TiB + 4 GiB); a page above counts as marked, always. */
 #define EMU_CODEMAP_PAGES (1ULL << 29)

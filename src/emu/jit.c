@@ -30,6 +30,7 @@ struct emu_jit_buf {
 	uint8_t *rw, *rx;      /* the same pages: written through rw, run through rx */
 	uint32_t used;
 	uint32_t base;         /* the dispatcher's bytes at the start: what a reset keeps */
+	uint32_t dispatch;     /* the dispatcher's entry (emit_dispatcher) */
 	const uint64_t *session; /* the cache's current session (struct emu_icache) */
 	/* Bumped by every reset: a jump-cache entry of an older epoch names
 	 * code that is gone (cpu.h: struct emu_jcache_entry). */
@@ -312,6 +313,12 @@ static void add_rax(struct emit *e, int32_t disp)
 static bool imm_fits(unsigned size, uint64_t imm)
 {
 	return size == 4 || (uint64_t)(int64_t)(int32_t)imm == imm;
+}
+
+/* OR, AND, XOR: the interpreter clears AF (JIT_FLAGS_LOGIC) */
+static bool alu_logic(unsigned alu)
+{
+	return alu == 1 || alu == 4 || alu == 6;
 }
 
 /* Group-1 operations the emitter takes: not ADC (2), SBB (3). */
@@ -918,7 +925,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		return 1;
 	}
 	*writes = true;
-	*logic = alu == 1 || alu == 4 || alu == 6;
+	*logic = alu_logic(alu);
 	return 1;
 }
 
@@ -1080,7 +1087,7 @@ static bool emit_byte_insn(const struct emu_insn *in, struct emit *e, bool *writ
 				return false;
 		}
 		*writes = true;
-		*logic = alu == 1 || alu == 4 || alu == 6;
+		*logic = alu_logic(alu);
 		return true;
 	}
 	switch (op) {
@@ -1090,7 +1097,7 @@ static bool emit_byte_insn(const struct emu_insn *in, struct emit *e, bool *writ
 			return false;
 		b1(e, (uint8_t)in->imm);
 		*writes = true;
-		*logic = alu == 1 || alu == 4 || alu == 6;
+		*logic = alu_logic(alu);
 		return true;
 	case 0x84:                                    /* test r/m8, r8 */
 		if (!reg)
@@ -1161,7 +1168,7 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 			break;
 		}
 		*writes = true;
-		*logic = alu == 1 || alu == 4 || alu == 6;
+		*logic = alu_logic(alu);
 		return true;
 	}
 	switch (op) {
@@ -1171,7 +1178,7 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 			return false;
 		op_reg(e, size, 0x81, alu, in->rm, 4, (uint32_t)in->imm, alu != 7);
 		*writes = true;
-		*logic = alu == 1 || alu == 4 || alu == 6;
+		*logic = alu_logic(alu);
 		return true;
 	case 0x85:
 		if (!reg)
@@ -1423,6 +1430,70 @@ static void grp_imm8(struct emit *e, unsigned op, unsigned digit, unsigned reg, 
 	b1(e, imm);
 }
 
+/* The end of an exit that may go on into another block: RAX the value
+ * to return, EDX the instructions of this pass, then a jump to the
+ * dispatcher; returns where that jump's rel32 is (a linkable exit's
+ * stub turns it into a jump to its hop). */
+static uint8_t *jmp_dispatcher(struct emit *e, uint64_t value, unsigned pass, const uint8_t *dispatcher)
+{
+	uint8_t *rel;
+
+	b1(e, 0x48);                                  /* movabs rax, value */
+	b1(e, 0xb8);
+	b8(e, value);
+	b1(e, 0xba);                                  /* mov edx, pass */
+	b4(e, pass);
+	b1(e, 0xe9);                                  /* jmp dispatcher */
+	rel = e->p;
+	b4(e, (uint32_t)(int32_t)(dispatcher - (e->p + 4)));
+	return rel;
+}
+
+/* Going on into another block's code (a link's hop, the dispatcher),
+ * with RDX the instructions of this pass: the budget (cpu->jit_left)
+ * must hold another whole pass after this one, left in R8 for
+ * emit_hop_go, and the vCPU must not be stopping; else to fail. Uses
+ * RCX. */
+static void emit_hop_room(struct emit *e, const uint8_t *fail)
+{
+	mrm(e, 0x8b, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* mov r8, [rdi + jit_left] */
+	b1(e, 0x49); b1(e, 0x29); b1(e, 0xd0);        /* sub r8, rdx */
+	grp_imm8(e, 0x83, 7, 8, EMU_JIT_MAX_INSNS);   /* cmp r8, a pass */
+	jcc_back(e, CC_B, fail);
+	mrm(e, 0x8b, H_RCX, H_RDI, offsetof(struct emu_cpu, stop)); /* mov rcx, [rdi + stop] */
+	b1(e, 0x48); b1(e, 0x85); b1(e, 0xc9);        /* test rcx, rcx */
+	b1(e, 0x74); b1(e, 9);                        /* jz +9 */
+	b1(e, 0x80); b1(e, 0x39); b1(e, 0);           /* cmp byte [rcx], 0 */
+	jcc_back(e, CC_NE, fail);
+}
+
+/* And the block (RCX) must still hold the code (RSI) and have been
+ * validated in the cache's current session (*session); else to fail.
+ * Uses R10 and R11 (RDX stays, for the dispatcher after a failing hop). */
+static void emit_hop_valid(struct emit *e, const uint8_t *fail, const uint64_t *session)
+{
+	b1(e, 0x48); b1(e, 0x3b); b1(e, 0x71);        /* cmp rsi, [rcx + native] */
+	b1(e, (uint8_t)offsetof(struct emu_block, native));
+	jcc_back(e, CC_NE, fail);
+	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x59);        /* mov r11, [rcx + session] */
+	b1(e, (uint8_t)offsetof(struct emu_block, session));
+	b1(e, 0x49); b1(e, 0xba);                     /* movabs r10, session */
+	b8(e, (uint64_t)(uintptr_t)session);
+	b1(e, 0x4d); b1(e, 0x3b); b1(e, 0x1a);        /* cmp r11, [r10] */
+	jcc_back(e, CC_NE, fail);
+}
+
+/* Go: the budget left (R8), the block (RCX) and the RIP it is entered at
+ * for run_translated, a hop counted. The jump is the caller's. */
+static void emit_hop_go(struct emit *e)
+{
+	mrm(e, 0x89, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* mov [rdi + jit_left], r8 */
+	mrm(e, 0x89, H_RCX, H_RDI, offsetof(struct emu_cpu, jit_block));
+	mrm(e, 0xff, 0, H_RDI, offsetof(struct emu_cpu, jit_hops)); /* inc qword [rdi + jit_hops] */
+	load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
+	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_entry));
+}
+
 /* A linkable exit (struct jit_link): its record at rec, then the stub:
  * the flags into the CPU's state, RIP to the target, the homes stored,
  * then a jump to the dispatcher (which may go on through the jump cache,
@@ -1449,32 +1520,12 @@ static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec
 	cpu_operand(e, 0, offsetof(struct emu_cpu, rip));
 	b4(e, (uint32_t)x->delta);
 	homes_out(e, e->written);
-	b1(e, 0x48);                                  /* movabs rax, imm64 */
-	b1(e, 0xb8);
-	b8(e, (uint64_t)pass | EMU_JIT_STOP | EMU_JIT_INDIRECT |
-		      (uint64_t)(rec - fn) << EMU_JIT_LINK_SHIFT);
-	b1(e, 0xba);                                  /* mov edx, instructions of the pass */
-	b4(e, pass);
-	b1(e, 0xe9);                                  /* jmp dispatcher (the hop once linked) */
-	l.activate = (uint32_t)(e->p - fn);
-	b4(e, (uint32_t)(int32_t)(dispatcher - (e->p + 4)));
+	l.activate = (uint32_t)(jmp_dispatcher(e, (uint64_t)pass | EMU_JIT_STOP | EMU_JIT_INDIRECT |
+						   (uint64_t)(rec - fn) << EMU_JIT_LINK_SHIFT,
+					       pass, dispatcher) - fn);
 
 	l.hop = (uint32_t)(e->p - fn);
-	mrm(e, 0x8b, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* mov r8, [rdi + jit_left] */
-	b1(e, 0x49); b1(e, 0x29); b1(e, 0xd0);        /* sub r8, rdx */
-	b1(e, 0x49); b1(e, 0x83); b1(e, 0xf8);        /* cmp r8, a pass */
-	b1(e, EMU_JIT_MAX_INSNS);
-	jcc_back(e, CC_B, dispatcher);
-	load_cpu(e, H_RCX, offsetof(struct emu_cpu, stop));
-	b1(e, 0x48);                                  /* test rcx, rcx */
-	b1(e, 0x85);
-	b1(e, 0xc9);
-	b1(e, 0x74);                                  /* jz +9 */
-	b1(e, 9);
-	b1(e, 0x80);                                  /* cmp byte [rcx], 0 */
-	b1(e, 0x39);
-	b1(e, 0);
-	jcc_back(e, CC_NE, dispatcher);
+	emit_hop_room(e, dispatcher);
 	b1(e, 0x48);                                  /* movabs rcx, the linked block */
 	b1(e, 0xb9);
 	l.blk = (uint32_t)(e->p - fn);
@@ -1483,29 +1534,8 @@ static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec
 	b1(e, 0xbe);
 	l.fn = (uint32_t)(e->p - fn);
 	b8(e, 0);
-	b1(e, 0x48);                                  /* cmp rsi, [rcx + native] */
-	b1(e, 0x3b);
-	b1(e, 0x71);
-	b1(e, (uint8_t)offsetof(struct emu_block, native));
-	jcc_back(e, CC_NE, dispatcher);
-	b1(e, 0x4c);                                  /* mov r9, [rcx + session] */
-	b1(e, 0x8b);
-	b1(e, 0x49);
-	b1(e, (uint8_t)offsetof(struct emu_block, session));
-	b1(e, 0x49);                                  /* movabs r10, &the cache's session */
-	b1(e, 0xba);
-	b8(e, (uint64_t)(uintptr_t)j->session);
-	b1(e, 0x4d);                                  /* cmp r9, [r10] */
-	b1(e, 0x3b);
-	b1(e, 0x0a);
-	jcc_back(e, CC_NE, dispatcher);
-	mrm(e, 0x89, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* go: mov [rdi + jit_left], r8 */
-	store_cpu(e, H_RCX, offsetof(struct emu_cpu, jit_block));
-	b1(e, 0x48);                                  /* inc qword [rdi + jit_hops] */
-	b1(e, 0xff);
-	cpu_operand(e, 0, offsetof(struct emu_cpu, jit_hops));
-	load_cpu(e, H_RAX, offsetof(struct emu_cpu, rip));
-	store_cpu(e, H_RAX, offsetof(struct emu_cpu, jit_entry));
+	emit_hop_valid(e, dispatcher, j->session);
+	emit_hop_go(e);
 	b1(e, 0xe9);                                  /* jmp into the linked block */
 	l.jmp = (uint32_t)(e->p - fn);
 	b4(e, 0);
@@ -1518,52 +1548,50 @@ _Static_assert(sizeof(struct emu_jcache_entry) == 40, "the dispatcher indexes 40
 _Static_assert(offsetof(struct emu_block, native) < 128 && offsetof(struct emu_block, session) < 128,
 	       "the dispatcher reaches a block's fields with 8-bit displacements");
 
-unsigned emu_jit_jcache_index(uint64_t rip)
+/* The jump cache's entry for a RIP, and the tag of the CPU's state
+ * (cpu.h); the dispatcher computes both in host code. */
+static unsigned jcache_index(uint64_t rip)
 {
 	return (unsigned)((rip ^ rip >> 10) & (EMU_JCACHE_SIZE - 1));
 }
 
-uint64_t emu_jit_jcache_tag(const struct emu_cpu *cpu)
+static uint64_t jcache_tag(const struct emu_cpu *cpu)
 {
 	return cpu->tlb_gen << 3 | (uint64_t)cpu->cpl << 1 | 1;
 }
 
 void emu_jit_jcache_fill(const struct emu_jit_buf *jb, struct emu_cpu *cpu, const struct emu_block *b)
 {
-	struct emu_jcache_entry *en = &cpu->jcache[emu_jit_jcache_index(cpu->rip)];
+	struct emu_jcache_entry *en = &cpu->jcache[jcache_index(cpu->rip)];
 
-	*en = (struct emu_jcache_entry){ .vrip = cpu->rip, .tag = emu_jit_jcache_tag(cpu),
+	*en = (struct emu_jcache_entry){ .vrip = cpu->rip, .tag = jcache_tag(cpu),
 					 .epoch = jb->epoch, .block = (void *)b,
 					 .fn = (uint64_t)(uintptr_t)b->native };
 }
 
-/* The dispatcher, at the start of the code buffer: where an indirect
- * exit (emit_indirect_exit) goes with the homes stored, the flags in the
- * CPU's state, RIP at the target, RAX the value to return and RDX the
- * instructions done in this pass. It looks RIP up in the jump cache and
- * goes on into that block's code past its pushes when the entry is for
- * this RIP, TLB generation and CPL, from this buffer's epoch, its block
- * still holds that code and was validated in the cache's current
- * session, the budget has room for a pass and the vCPU is not being
- * stopped — the checks of a linked exit (emit_link_exit), plus the ones
- * that make the jump cache's virtual address as good as the fetch's
- * translation. Else it returns RAX. */
+/* The dispatcher, at the start of the code buffer: where an exit that
+ * may go on (jmp_dispatcher) goes with the homes stored, the flags in
+ * the CPU's state, RIP at the target, RAX the value to return and RDX
+ * the instructions done in this pass. It looks RIP up in the jump cache
+ * and goes on into that block's code past its pushes when the entry is
+ * for this RIP, TLB generation and CPL, from this buffer's epoch, and
+ * the checks of a linked exit's hop pass (emit_hop_room,
+ * emit_hop_valid): the entry's tag makes its virtual address as good as
+ * the fetch's translation. Else it returns RAX: its failure tail (the
+ * pops and RET) comes first, so every check jumps back to it. */
 static void emit_dispatcher(struct emu_jit_buf *jb)
 {
 	struct emit ee = { .p = jb->rw }, *e = &ee;
-	uint8_t *fail[10];
-	unsigned nfail = 0;
+	uint8_t *fail = e->p;
 
-#define FAIL_IF(cc) do { b1(e, 0x0f); b1(e, (uint8_t)(0x80 | (cc))); fail[nfail++] = e->p; b4(e, 0); } while (0)
-	mrm(e, 0x8b, 8, H_RDI, offsetof(struct emu_cpu, jit_left));  /* mov r8, [rdi + jit_left] */
-	b1(e, 0x49); b1(e, 0x29); b1(e, 0xd0);                      /* sub r8, rdx */
-	grp_imm8(e, 0x83, 7, 8, EMU_JIT_MAX_INSNS);                 /* cmp r8, a pass */
-	FAIL_IF(CC_B);
-	mrm(e, 0x8b, H_RCX, H_RDI, offsetof(struct emu_cpu, stop)); /* mov rcx, [rdi + stop] */
-	b1(e, 0x48); b1(e, 0x85); b1(e, 0xc9);                      /* test rcx, rcx */
-	b1(e, 0x74); b1(e, 9);                                      /* jz +9 */
-	b1(e, 0x80); b1(e, 0x39); b1(e, 0);                         /* cmp byte [rcx], 0 */
-	FAIL_IF(CC_NE);
+	for (unsigned i = ARRAY_SIZE(pushed); i-- > 0;) {
+		if (pushed[i] >= 8)
+			b1(e, 0x41);
+		b1(e, (uint8_t)(0x58 | (pushed[i] & 7)));           /* pop */
+	}
+	b1(e, 0xc3);                                                /* ret */
+	jb->dispatch = (uint32_t)(e->p - jb->rw);                   /* the entry: */
+	emit_hop_room(e, fail);
 	mrm(e, 0x8b, 9, H_RDI, offsetof(struct emu_cpu, rip));      /* mov r9, [rdi + rip] */
 	b1(e, 0x4d); b1(e, 0x89); b1(e, 0xca);                      /* mov r10, r9 */
 	grp_imm8(e, 0xc1, 5, 10, 10);                               /* shr r10, 10 */
@@ -1574,52 +1602,29 @@ static void emit_dispatcher(struct emu_jit_buf *jb)
 	grp_imm8(e, 0xc1, 4, 10, 3);                                /* shl r10, 3: * 40 */
 	b1(e, 0x49); b1(e, 0x01); b1(e, 0xfa);                      /* add r10, rdi */
 	mrm(e, 0x3b, 9, 10, JC_OFF(vrip));                          /* cmp r9, [r10 + vrip] */
-	FAIL_IF(CC_NE);
+	jcc_back(e, CC_NE, fail);
 	mrm(e, 0x8b, 11, H_RDI, offsetof(struct emu_cpu, tlb_gen)); /* mov r11, [rdi + tlb_gen] */
 	grp_imm8(e, 0xc1, 4, 11, 3);                                /* shl r11, 3 */
 	b1(e, 0x0f); b1(e, 0xb6); b1(e, 0x8f);                      /* movzx ecx, byte [rdi + cpl] */
 	b4(e, (uint32_t)offsetof(struct emu_cpu, cpl));
 	b1(e, 0x4d); b1(e, 0x8d); b1(e, 0x5c); b1(e, 0x4b); b1(e, 1); /* lea r11, [r11 + rcx * 2 + 1] */
 	mrm(e, 0x3b, 11, 10, JC_OFF(tag));                          /* cmp r11, [r10 + tag] */
-	FAIL_IF(CC_NE);
+	jcc_back(e, CC_NE, fail);
 	b1(e, 0x48); b1(e, 0xb9);                                   /* movabs rcx, &jb->epoch */
 	b8(e, (uint64_t)(uintptr_t)&jb->epoch);
 	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x19);                      /* mov r11, [rcx] */
 	mrm(e, 0x3b, 11, 10, JC_OFF(epoch));                        /* cmp r11, [r10 + epoch] */
-	FAIL_IF(CC_NE);
+	jcc_back(e, CC_NE, fail);
 	mrm(e, 0x8b, H_RCX, 10, JC_OFF(block));                     /* mov rcx, [r10 + block] */
 	mrm(e, 0x8b, H_RSI, 10, JC_OFF(fn));                        /* mov rsi, [r10 + fn] */
-	b1(e, 0x48); b1(e, 0x3b); b1(e, 0x71);                      /* cmp rsi, [rcx + native] */
-	b1(e, (uint8_t)offsetof(struct emu_block, native));
-	FAIL_IF(CC_NE);
-	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x59);                      /* mov r11, [rcx + session] */
-	b1(e, (uint8_t)offsetof(struct emu_block, session));
-	b1(e, 0x48); b1(e, 0xba);                                   /* movabs rdx, &the cache's session */
-	b8(e, (uint64_t)(uintptr_t)jb->session);
-	b1(e, 0x4c); b1(e, 0x3b); b1(e, 0x1a);                      /* cmp r11, [rdx] */
-	FAIL_IF(CC_NE);
-	mrm(e, 0x89, 8, H_RDI, offsetof(struct emu_cpu, jit_left)); /* go: mov [rdi + jit_left], r8 */
-	mrm(e, 0x89, H_RCX, H_RDI, offsetof(struct emu_cpu, jit_block));
-	mrm(e, 0x89, 9, H_RDI, offsetof(struct emu_cpu, jit_entry));
-	mrm(e, 0xff, 0, H_RDI, offsetof(struct emu_cpu, jit_hops)); /* inc qword [rdi + jit_hops] */
+	emit_hop_valid(e, fail, jb->session);
+	emit_hop_go(e);
 	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x59);                      /* mov r11, [rcx + phys] */
 	b1(e, (uint8_t)offsetof(struct emu_block, phys));
 	grp_imm8(e, 0xc1, 5, 11, 12);                               /* shr r11, 12 */
 	mrm(e, 0x89, 11, H_RDI, offsetof(struct emu_cpu, code_page)); /* the page stores end blocks in */
 	grp_imm8(e, 0x83, 0, H_RSI, JIT_ENTRY_SKIP);                /* add rsi, past the pushes */
 	b1(e, 0xff); b1(e, 0xe6);                                   /* jmp rsi */
-#undef FAIL_IF
-	for (unsigned i = 0; i < nfail; i++) {
-		int32_t rel = (int32_t)(e->p - (fail[i] + 4));
-
-		memcpy(fail[i], &rel, 4);
-	}
-	for (unsigned i = ARRAY_SIZE(pushed); i-- > 0;) {           /* fail: the tail */
-		if (pushed[i] >= 8)
-			b1(e, 0x41);
-		b1(e, (uint8_t)(0x58 | (pushed[i] & 7)));           /* pop */
-	}
-	b1(e, 0xc3);                                                /* ret */
 	jb->base = jb->used = (uint32_t)((e->p - jb->rw + 15) & ~15);
 }
 
@@ -1635,13 +1640,7 @@ static void emit_indirect_exit(struct jit *j, struct jit_exit *x, const uint8_t 
 	homes_out(e, e->written);
 	x->kind = JIT_FLAGS_NONE;
 	x->save = false;
-	b1(e, 0x48);                                  /* movabs rax, imm64 */
-	b1(e, 0xb8);
-	b8(e, exit_value(x) | EMU_JIT_INDIRECT);
-	b1(e, 0xba);                                  /* mov edx, instructions of the pass */
-	b4(e, x->k);
-	b1(e, 0xe9);                                  /* jmp dispatcher */
-	b4(e, (uint32_t)(int32_t)(dispatcher - (e->p + 4)));
+	jmp_dispatcher(e, exit_value(x) | EMU_JIT_INDIRECT, x->k, dispatcher);
 }
 
 bool emu_jit_link(struct emu_jit_buf *jb, emu_native_fn from, unsigned link_off,
@@ -1962,7 +1961,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 				struct jit_exit *x = new_exit(&j, k + 1, false, 0);
 
 				x->bytes = 0;
-				emit_indirect_exit(&j, x, jb->rw);
+				emit_indirect_exit(&j, x, jb->rw + jb->dispatch);
 				j.nexits--;
 			}
 			ended = true;
@@ -2015,7 +2014,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 		if (x->loop)
 			emit_loop(&j, x, x->k + 1, k);
 		else if (x->link)
-			emit_link_exit(&j, x, rec, start, jb->rw);
+			emit_link_exit(&j, x, rec, start, jb->rw + jb->dispatch);
 		else
 			emit_exit(&j, x);
 	}

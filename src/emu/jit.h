@@ -56,8 +56,9 @@ typedef uint64_t (*emu_native_fn)(struct emu_cpu *cpu);
 #define EMU_JIT_LINK_SHIFT 14
 #define EMU_JIT_LINK_MASK 0x3fffu
 #define EMU_JIT_MAX_INSNS 64
-/* An indirect exit (a RET) that the jump cache did not take on: emu_run
- * fills the jump cache with the block it finds at RIP
+/* An exit that went through the dispatcher (a RET, or a linkable exit
+ * not linked or whose hop failed) and that the jump cache did not take
+ * on: emu_run fills the jump cache with the block it finds at RIP
  * (emu_jit_jcache_fill). */
 #define EMU_JIT_INDIRECT (1ULL << 28)
 
@@ -115,12 +116,9 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *j, const struct emu_insn
 bool emu_jit_link(struct emu_jit_buf *j, emu_native_fn from, unsigned link_off,
 		  const struct emu_block *to, int64_t target);
 
-/* The jump cache (cpu.h): the entry of a RIP, the tag of the CPU's
- * state, and an entry made for the block b just found at cpu->rip (a
- * translated 64-bit block, validated in this session, its page's
- * translation the fetch's). */
-unsigned emu_jit_jcache_index(uint64_t rip);
-uint64_t emu_jit_jcache_tag(const struct emu_cpu *cpu);
+/* The jump cache (cpu.h): an entry made for the block b just found at
+ * cpu->rip (a translated 64-bit block, validated in this session, its
+ * page's translation the fetch's). */
 void emu_jit_jcache_fill(const struct emu_jit_buf *jb, struct emu_cpu *cpu, const struct emu_block *b);
 
 /* Guest instructions translated so far, by every thread (for tests). */

@@ -599,6 +599,28 @@ static void loop_in_translated_code(void **state)
 	assert_int_equal(f->cpu.rip, CODE + 0xe00);
 }
 
+/* One emu_run() from rip of a loop that sums RCX = 1000..1 into RAX in
+ * per instructions an iteration, two of them jumps from one block's code
+ * into another's (links, or the dispatcher): the count and the sum
+ * exact, and once the code is warm (round > 0) all but the first few
+ * jumps made without returning to emu_run. */
+static void run_sum_loop(struct fx *f, uint64_t rip, unsigned per, unsigned round)
+{
+	uint64_t hops = f->cpu.jit_hops, before = f->cpu.jit_insns;
+	unsigned ran;
+
+	f->cpu.rip = rip;
+	f->cpu.gpr[X86_RAX] = 0;
+	f->cpu.gpr[X86_RCX] = 1000;
+	assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_HALT);
+	assert_int_equal(ran, per * 1000 + 1);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+	if (round) {
+		assert_true(f->cpu.jit_hops - hops >= 2 * 1000 - 4);
+		assert_true(f->cpu.jit_insns - before >= per * 1000 - 2 * per);
+	}
+}
+
 /* Blocks linked to each other (emu_jit_link): A ends in a JMP to B, B's
  * taken JNZ goes back to A; after the first pass each goes on into the
  * other's code without returning. The budget, a stop request and the
@@ -614,23 +636,11 @@ static void linked_blocks(void **state)
 		0x75, 0xf4,                               /* jnz A */
 		0xf4,
 	};
-	unsigned ran;
 
 	put(f, CODE + 0xc00, code, sizeof(code));
-	for (unsigned round = 0; round < 2; round++) {
-		uint64_t hops = f->cpu.jit_hops, before = f->cpu.jit_insns;
-
-		f->cpu.rip = CODE + 0xc00;
-		f->cpu.gpr[X86_RAX] = 0;
-		f->cpu.gpr[X86_RCX] = 1000;
-		assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_HALT);
-		assert_int_equal(ran, 4 * 1000 + 1);
-		assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+	for (unsigned round = 0; round < 2; round++) { /* linked: A to B, B to A */
+		run_sum_loop(f, CODE + 0xc00, 4, round);
 		assert_int_equal(f->cpu.gpr[X86_RCX], 0);
-		if (round) { /* linked: two jumps an iteration, but the first */
-			assert_true(f->cpu.jit_hops - hops >= 2 * 1000 - 4);
-			assert_true(f->cpu.jit_insns - before >= 4000 - 8);
-		}
 	}
 	/* small budgets: never more than each, the same in the end */
 	f->cpu.gpr[X86_RAX] = 0;
@@ -870,27 +880,15 @@ static void calls_and_returns_across_pages(void **state)
 		0x48, 0x83, 0xc2, 0x03,                   /* fn: add rdx, 3 */
 		0xc3,                                     /* ret */
 	};
-	unsigned ran;
 
 	put(f, 0x21000, caller, sizeof(caller));
 	put(f, 0x22000, fn, sizeof(fn));
-	for (unsigned round = 0; round < 2; round++) {
-		uint64_t hops = f->cpu.jit_hops, before = f->cpu.jit_insns;
-
-		f->cpu.rip = 0x21000;
+	for (unsigned round = 0; round < 2; round++) { /* the call and the return */
 		f->cpu.gpr[X86_RSP] = STACK;
-		f->cpu.gpr[X86_RAX] = 0;
-		f->cpu.gpr[X86_RCX] = 1000;
 		f->cpu.gpr[X86_RDX] = 0;
-		assert_int_equal(emu_run(&f->cpu, 100000, &ran), EMU_HALT);
-		assert_int_equal(ran, 6 * 1000 + 1);
-		assert_int_equal(f->cpu.gpr[X86_RAX], 500500);
+		run_sum_loop(f, 0x21000, 6, round);
 		assert_int_equal(f->cpu.gpr[X86_RDX], 3000);
 		assert_int_equal(f->cpu.gpr[X86_RSP], STACK);
-		if (round) { /* a call and a return an iteration, never to emu_run but the first */
-			assert_true(f->cpu.jit_hops - hops >= 2 * 1000 - 4);
-			assert_true(f->cpu.jit_insns - before >= 6000 - 12);
-		}
 	}
 	f->cpu.gpr[X86_RAX] = 0;
 	f->cpu.gpr[X86_RCX] = 1000;
