@@ -58,6 +58,9 @@ struct virtq {
 	bool signalled_valid;
 	bool broken;            /* the driver broke the rules */
 	uint16_t vector;        /* MSI-X vector (transport) */
+	/* Chains (by head) with a device-writable buffer where a software
+	 * CPU may hold decoded code (guest_mem_code): their push says so. */
+	_Atomic uint8_t code_heads[VIRTQ_MAX_SIZE / 8];
 	pthread_mutex_t lock;   /* push / notify */
 	/* Interrupt the driver (set by the transport). */
 	void (*interrupt)(void *opaque, struct virtq *q);
@@ -71,6 +74,7 @@ struct virtq_elem {
 	uint16_t head;
 	uint16_t nout, nin;
 	uint64_t out_len, in_len;  /* total bytes of each part */
+	bool code;                 /* a writable segment may hold decoded code */
 	struct iovec iov[VIRTQ_MAX_SEGS];
 };
 

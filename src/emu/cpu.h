@@ -62,7 +62,7 @@ struct emu_lazy_flags {
  * TLB generation and CPL in tag, is block (a struct emu_block *) whose
  * code was fn in code-buffer epoch epoch. Filled by emu_run; every field
  * is checked again before use (jit.c: the dispatcher). */
-#define EMU_JCACHE_SIZE 1024
+#define EMU_JCACHE_SIZE 16384
 struct emu_jcache_entry {
 	uint64_t vrip;
 	uint64_t tag;           /* tlb_gen << 3 | cpl << 1 | 1: never 0 */
@@ -148,6 +148,9 @@ struct emu_cpu {
 	 * mark_epoch that this TLB's TLB_PLAIN bits agree with (icache.h). */
 	const void *code_cache;
 	uint64_t code_epoch;
+	/* The devices' code-write epoch (struct guest_code) this CPU's
+	 * current session has seen, when the memory tracks code. */
+	uint64_t dma_epoch;
 	/* The host's RFLAGS where translated code left (jit.h), and the
 	 * guest instructions translated code has completed (a statistic). */
 	uint64_t jit_flags;

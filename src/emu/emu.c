@@ -228,6 +228,10 @@ static int emu_init(struct machine *m)
 					 .eoi = bus_eoi, .opaque = vm };
 	pic_ops = (struct emu_pic_ops){ .intr = pic_intr, .opaque = vm };
 	pit_ops = (struct emu_pit_ops){ .irq0 = pit_irq0, .opaque = vm };
+	/* One vCPU: only devices write guest memory behind it, and they say
+	 * when they wrote where it may hold decoded code (icache.h). */
+	if (vm->n == 1 && (err = guest_mem_track_code(&m->mem)))
+		return err;
 	vm->pic = emu_pic_create(&pic_ops);
 	vm->ioapic = emu_ioapic_create(&vm->bus, vm->n);
 	vm->pit = emu_pit_create(&pit_ops, now_ns());

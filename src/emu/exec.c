@@ -2131,12 +2131,16 @@ static int code_page(struct emu_cpu *cpu, uint8_t **host, uint64_t *ppage)
 }
 
 /* One instruction the slow way. */
-static int step_slow(struct emu_cpu *cpu)
+/* One instruction decoded from guest memory, not cached (it crosses a
+ * page, or is not in RAM); *sync: a new session must start after it. */
+static int step_slow(struct emu_cpu *cpu, bool *sync)
 {
 	struct emu_insn in;
 
+	*sync = true;
 	if (fetch_decode(cpu, &in))
 		return EMU_FAULT;
+	*sync = !emu_insn_keeps_session(&in);
 	return exec_insn(cpu, &in);
 }
 
@@ -2294,9 +2298,10 @@ static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, struct 
  * the hash; both skip the byte compare for blocks already compared in
  * this session (icache.h). A session is this call, cut by every store of
  * this CPU into a page of validated code (emu_code_store) and after every
- * block that ends in an instruction that does not chain (serialising
- * ones among them: CPUID, IRET, MOV CR, WRMSR...): code that another vCPU
- * or a device wrote is seen from there on. The budget and the kick flag
+ * block that ends in a serialising instruction or one that may change
+ * what code is (CPUID, IRET, MOV CR, WRMSR, far transfers...; not CLI,
+ * STI, RDTSC or SWAPGS: icache.c, emu_insn_keeps_session): code that
+ * another vCPU or a device wrote is seen from there on. The budget and the kick flag
  * are looked at after every block, chained or not. */
 int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 {
@@ -2305,7 +2310,7 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 	const struct emu_insn *in;
 	uint64_t cur_page = ~0ULL, ppage, entry = 0;
 	unsigned done = 0, n, last, link = 0;
-	bool followed;
+	bool followed, sync;
 	uint8_t *host;
 	int st;
 
@@ -2313,7 +2318,7 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		budget = 1;
 	if (c) {
 		if (!cpu->keep_session)
-			c->session++;
+			emu_icache_foreign(cpu, c);
 		emu_code_sync(cpu, c);
 	}
 	cpu->keep_session = false;
@@ -2336,9 +2341,9 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 			if (!host || !c) {
 				cur_page = ~0ULL;
 				prev = NULL;
-				st = step_slow(cpu);
-				if (c) /* it may have been a serialising one */
-					c->session++;
+				st = step_slow(cpu, &sync);
+				if (c && sync) /* a serialising one */
+					emu_icache_foreign(cpu, c);
 				n = 1;
 				goto next;
 			}
@@ -2350,8 +2355,9 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 			if (!b) {
 				cur_page = ~0ULL;
 				prev = NULL;
-				st = step_slow(cpu);
-				c->session++;
+				st = step_slow(cpu, &sync); /* one that crosses a page, say */
+				if (sync)
+					emu_icache_foreign(cpu, c);
 				n = 1;
 				goto next;
 			}
@@ -2384,8 +2390,8 @@ int emu_run(struct emu_cpu *cpu, unsigned budget, unsigned *ran)
 		 * in it chains: its last instruction, or a straight one before
 		 * it (a taken Jcc) */
 		prev = (b->chain || last < b->ninsn) && b->mode == MODE_LONG64 ? b : NULL;
-		if (!b->chain && last == b->ninsn) /* its last one ran (passes back to its start aside) */
-			c->session++; /* after a serialising instruction, among others */
+		if (b->sync && last == b->ninsn) /* its last one ran (passes back to its start aside) */
+			emu_icache_foreign(cpu, c); /* after a serialising instruction, among others */
 		if (cpu->code_written)
 			prev = NULL; /* the session is new already (emu_code_store) */
 next:

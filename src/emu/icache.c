@@ -37,6 +37,7 @@ static const bool straight_1b[256] = {
 };
 
 static const bool straight_0f[256] = {
+	[0x0d] = true,                          /* PREFETCH/PREFETCHW */
 	[0x10 ... 0x17] = true, [0x18 ... 0x1f] = true, [0x28 ... 0x2f] = true,
 	[0x40 ... 0x4f] = true, [0x50 ... 0x7f] = true, [0x80 ... 0x8f] = true, [0x90 ... 0x9f] = true,
 	[0xa3 ... 0xa5] = true, [0xab ... 0xad] = true, [0xaf ... 0xb1] = true,
@@ -76,6 +77,40 @@ static bool chains(const struct emu_insn *in)
 		return (in->reg & 7) == 2 || (in->reg & 7) == 4;
 	}
 	return false;
+}
+
+/* Of the instructions that end a block without chaining, those after which
+ * the cache's session goes on: none is serialising (SDM vol. 3, "Serializing
+ * Instructions"), so code that another processor or a device wrote need not
+ * be seen after them yet, and a kernel runs them all the time — CLI, STI,
+ * POPF, segment loads, I/O ports, INT n, HLT, SYSCALL, SYSRET, SWAPGS,
+ * RDTSC(P), the fences, UD2. */
+static bool keeps_session_1(const struct emu_insn *in)
+{
+	if (in->map == MAP_1B)
+		switch (in->op) {
+		case 0x6c ... 0x6f: case 0x8e: case 0x9d: case 0xcc: case 0xcd:
+		case 0xe4 ... 0xe7: case 0xec ... 0xef: case 0xf4: case 0xfa: case 0xfb:
+			return true;
+		}
+	if (in->map != MAP_0F)
+		return false;
+	switch (in->op) {
+	case 0x05: case 0x07: case 0x0b: case 0x31:
+		return true;
+	case 0x01: /* SWAPGS, RDTSCP */
+		return in->mod == 3 && (in->reg & 7) == 7 && (in->rm & 7) <= 1;
+	case 0xae: /* LFENCE, MFENCE, SFENCE */
+		return in->mod == 3 && (in->reg & 7) >= 5;
+	}
+	return false;
+}
+
+/* After any other (CPUID, IRET, MOV CR, WRMSR, LGDT, far transfers...) a
+ * new session starts (exec.c: emu_run); none after one that chains. */
+bool emu_insn_keeps_session(const struct emu_insn *in)
+{
+	return chains(in) || keeps_session_1(in);
 }
 
 static pthread_key_t cache_key;
@@ -132,7 +167,7 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 		  enum emu_mode mode)
 {
 	unsigned off = phys & 0xfff, pos = 0, n = 0, have;
-	bool chain = false;
+	bool chain = false, sync = false;
 	uint8_t *bytes;
 
 	if (c->insns_used + EMU_BLOCK_MAX > EMU_ICACHE_INSNS ||
@@ -159,6 +194,7 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 		pos += in->len;
 		n++;
 		chain = chains(in);
+		sync = !emu_insn_keeps_session(in);
 		if (!straight(in))
 			break;
 	}
@@ -167,7 +203,8 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 	emu_exec_pick_block(&c->insns[c->insns_used], n, mode);
 	*b = (struct emu_block){ .phys = phys, .session = c->session, .gen = c->gen,
 				 .first = c->insns_used, .boff = c->bytes_used, .nbytes = (uint16_t)pos,
-				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain };
+				 .ninsn = (uint8_t)n, .mode = (uint8_t)mode, .chain = chain,
+				 .sync = sync };
 	c->insns_used += n;
 	c->bytes_used += pos;
 	c->builds++;
@@ -227,6 +264,9 @@ void emu_code_mark_slow(struct emu_cpu *cpu, struct emu_icache *c, uint64_t ppag
 
 	c->codemap[ppage >> 3] |= (uint8_t)(1u << (ppage & 7));
 	c->mark_epoch++;
+	if (cpu->mem && cpu->mem->code && ppage < cpu->mem->code->pages)
+		atomic_fetch_or_explicit(&cpu->mem->code->map[ppage >> 3], (uint8_t)(1u << (ppage & 7)),
+					 memory_order_relaxed);
 	set_plain(cpu, ppage, false);
 	if (in_sync) /* else the next emu_code_sync() goes through the whole TLB */
 		cpu->code_epoch = c->mark_epoch;
@@ -256,6 +296,9 @@ void emu_code_store(struct emu_cpu *cpu, uint64_t ppage)
 	 * again before it runs (a new session), and the page is marked again
 	 * when one of its blocks passes. Until then, stores there are plain. */
 	c->session++;
+	if (cpu->mem && cpu->mem->code && ppage < cpu->mem->code->pages)
+		atomic_fetch_and_explicit(&cpu->mem->code->map[ppage >> 3], (uint8_t)~(1u << (ppage & 7)),
+					  memory_order_relaxed);
 	if (ppage < EMU_CODEMAP_PAGES) {
 		c->codemap[ppage >> 3] &= (uint8_t)~(1u << (ppage & 7));
 		if (cpu->code_cache == c)

@@ -24,6 +24,8 @@
 
 #include "cpu.h"
 
+#include "kumo/memory.h"
+
 #define EMU_BLOCK_MAX 64        /* instructions in a block, at most */
 
 struct emu_block {
@@ -43,6 +45,7 @@ struct emu_block {
 	uint8_t ninsn;          /* 1..EMU_BLOCK_MAX */
 	uint8_t mode;           /* enum emu_mode */
 	bool chain;             /* may be chained to its successors (see icache.c) */
+	bool sync;              /* a new session after its last instruction (icache.c) */
 	/* Translation (jit.h, when switched on): the first native_n
 	 * instructions as one host function (it may leave earlier, at a
 	 * taken Jcc). A block is translated once it has been entered
@@ -53,10 +56,10 @@ struct emu_block {
 	uint64_t (*native)(struct emu_cpu *cpu);
 };
 
-#define EMU_ICACHE_BLOCKS_LOG2 15
+#define EMU_ICACHE_BLOCKS_LOG2 18
 #define EMU_ICACHE_BLOCKS (1u << EMU_ICACHE_BLOCKS_LOG2)
-#define EMU_ICACHE_INSNS (256u * 1024)
-#define EMU_ICACHE_BYTES (2048u * 1024)
+#define EMU_ICACHE_INSNS (1024u * 1024)
+#define EMU_ICACHE_BYTES (8192u * 1024)
 /* The codemap covers physical addresses below 2 TiB (guest RAM ends
  * below 1 TiB + 4 GiB); a page above counts as marked, always. */
 #define EMU_CODEMAP_PAGES (1ULL << 29)
@@ -104,8 +107,31 @@ struct emu_icache *emu_icache_get(void);
  * room (else the next build empties it). */
 void emu_icache_translate(struct emu_block *b, unsigned cpl);
 
+/* False when a new session must start after in ran: a serialising
+ * instruction, or one that may change what code is (icache.c). */
+bool emu_insn_keeps_session(const struct emu_insn *in);
+
 struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,
 				    enum emu_mode mode, const struct emu_insn **insns);
+
+/* A new session because code may have changed behind this thread's back
+ * (emu_run's start, a serialising instruction). When guest memory tracks
+ * code (struct guest_code: a machine of one vCPU, where only devices
+ * write behind it, and say when they wrote into code), only if a device
+ * did since this CPU last looked. */
+static inline void emu_icache_foreign(struct emu_cpu *cpu, struct emu_icache *c)
+{
+	const struct guest_code *gc = cpu->mem ? cpu->mem->code : NULL;
+
+	if (gc) {
+		uint64_t e = atomic_load_explicit(&gc->epoch, memory_order_acquire);
+
+		if (e == cpu->dma_epoch)
+			return;
+		cpu->dma_epoch = e;
+	}
+	c->session++;
+}
 
 /* ---- write tracking ---- */
 static inline bool emu_code_marked(const struct emu_icache *c, uint64_t ppage)

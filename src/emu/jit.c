@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define JIT_BYTES (16u << 20)
+#define JIT_BYTES (64u << 20)
 #define JIT_BLOCK_MAX 16384u   /* bytes of host code a block may take, at most */
 #define JIT_INSN_MAX 320u      /* bytes of host code per instruction, at most */
 #define JIT_EXIT_MAX 24u       /* bytes of host code per exit, at most */

@@ -1,6 +1,7 @@
 #include "kumo/memory.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -35,9 +36,58 @@ int guest_mem_init(struct guest_mem *mem, uint64_t size)
 
 void guest_mem_free(struct guest_mem *mem)
 {
+	if (mem->code) {
+		munmap((void *)mem->code->map, (mem->code->pages + 7) / 8);
+		free(mem->code);
+	}
 	if (mem->base)
 		munmap(mem->base, mem->size);
 	memset(mem, 0, sizeof(*mem));
+}
+
+int guest_mem_track_code(struct guest_mem *mem)
+{
+	const struct mem_region *top = &mem->regions[mem->nr_regions - 1];
+	struct guest_code *gc;
+	void *map;
+
+	if (mem->code)
+		return 0;
+	gc = calloc(1, sizeof(*gc));
+	if (!gc)
+		return -ENOMEM;
+	gc->pages = (top->gpa + top->size) >> 12;
+	map = mmap(NULL, (gc->pages + 7) / 8, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED) {
+		free(gc);
+		return -ENOMEM;
+	}
+	gc->map = map;
+	mem->code = gc;
+	return 0;
+}
+
+bool guest_mem_code_slow(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	const struct guest_code *gc = mem->code;
+	uint64_t last;
+
+	if (!len)
+		return false;
+	last = (gpa + len - 1) >> 12;
+	if (last < gpa >> 12 || last >= gc->pages)
+		return true; /* not RAM that was looked at: say yes */
+	for (uint64_t pg = gpa >> 12; pg <= last; pg++)
+		if (atomic_load_explicit(&gc->map[pg >> 3], memory_order_relaxed) & (1u << (pg & 7)))
+			return true;
+	return false;
+}
+
+void guest_mem_code_written(const struct guest_mem *mem)
+{
+	if (mem->code)
+		atomic_fetch_add_explicit(&mem->code->epoch, 1, memory_order_release);
 }
 
 void *gpa_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)

@@ -476,6 +476,53 @@ static void tracking_marks_code_pages(void **state)
 	assert_false(tlb_entry(f, FN)->perm & TLB_PLAIN);
 }
 
+/* Guest memory that tracks code (a machine of one vCPU, struct guest_code):
+ * the pages the CPU validated code from are marked for the devices, a
+ * store of the CPU's own into one takes its mark away, and code a device
+ * rewrote runs as rewritten once the device says so — and only then: the
+ * CPU trusts its decoded blocks without comparing them across runs. */
+static void devices_told_of_code_pages(void **state)
+{
+	struct fx *f = *state;
+	/* mov [rbx], eax; call rsi; hlt */
+	static const uint8_t code[] = { 0x89, 0x03, 0xff, 0xd6, 0xf4 };
+
+	assert_int_equal(guest_mem_track_code(&f->mem), 0);
+	/* This thread's cache knew these pages before the memory tracked code
+	 * (earlier tests; a vCPU thread starts with it tracking): forget them. */
+	assert_int_equal(emu_write(&f->cpu, SR_DS, CODE + 0xf00, 4, 0), 0);
+	assert_int_equal(emu_write(&f->cpu, SR_DS, FN + 0x800, 4, 0), 0);
+	put(f, CODE + 0x600, code, sizeof(code));
+	put_fn(f, 3);
+	f->cpu.gpr[X86_RBX] = DATA;
+	f->cpu.gpr[X86_RSI] = FN;
+	run_to_hlt(f, CODE + 0x600);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+	assert_true(guest_mem_code(&f->mem, CODE + 0x600, 1));
+	assert_true(guest_mem_code(&f->mem, FN - 0x100, 0x200)); /* FN's page in the range */
+	assert_false(guest_mem_code(&f->mem, DATA, 4096));
+	assert_false(guest_mem_code(&f->mem, CODE + 0x600, 0));
+	assert_true(guest_mem_code(&f->mem, 1ULL << 40, 1)); /* not RAM: say yes */
+
+	/* a device rewrites FN's immediate without a word: the old code runs */
+	put_fn(f, 5);
+	run_to_hlt(f, CODE + 0x600);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+	/* with one: the new code */
+	guest_mem_code_written(&f->mem);
+	run_to_hlt(f, CODE + 0x600);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 5);
+
+	/* the CPU's own store into FN's page takes the mark away until its
+	 * code is validated again */
+	assert_int_equal(emu_write(&f->cpu, SR_DS, FN + 0x800, 4, 0), 0);
+	assert_false(guest_mem_code(&f->mem, FN, 1));
+	put_fn(f, 7); /* that page is compared again: no word needed */
+	run_to_hlt(f, CODE + 0x600);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 7);
+	assert_true(guest_mem_code(&f->mem, FN, 1));
+}
+
 /* Code written by stores through a TLB entry filled before the page held
  * code: the page becoming code takes the plain bit from that entry, so
  * the second rewrite, in the same run, is seen. */
@@ -599,6 +646,7 @@ int main(void)
 		T(rep_strings_by_page),
 		T(rotate_flags_dead_and_exact),
 		T(tracking_marks_code_pages),
+		T(devices_told_of_code_pages),
 		T(store_through_entry_filled_before_code),
 		T(atomic_and_string_stores_into_code),
 		T(two_cpus_one_thread),

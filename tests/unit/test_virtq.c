@@ -410,6 +410,39 @@ static void test_iov_copy(void **state)
 	assert_int_equal(iov_to_buf(iov, 3, 100, out, sizeof(out)), 0);
 }
 
+/* Memory that tracks code (a software CPU's): a chain whose writable part
+ * touches a code page says so when pushed back, after the write; one that
+ * only reads a code page, or writes elsewhere, says nothing. */
+static void test_code_pages(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t code_page = (BUFS + 0x1000) >> 12;
+	uint64_t before;
+
+	assert_int_equal(guest_mem_track_code(c->mem), 0);
+	atomic_fetch_or(&c->mem->code->map[code_page >> 3], (uint8_t)(1u << (code_page & 7)));
+	before = atomic_load(&c->mem->code->epoch);
+
+	desc(c, 0, BUFS + 0x1000, 16, F_NEXT, 1);            /* reads the code page */
+	desc(c, 1, BUFS, 0x1000, F_WRITE, 0);                /* writes the page before */
+	offer(c, 0);
+	assert_int_equal(virtq_pop(&c->q, &c->e), 1);
+	assert_false(c->e.code);
+	virtq_push(&c->q, 0, 0x1000);
+	assert_int_equal(atomic_load(&c->mem->code->epoch), before);
+
+	desc(c, 2, BUFS, 16, F_NEXT, 3);
+	desc(c, 3, BUFS + 0xff0, 0x20, F_WRITE, 0);          /* ends in the code page */
+	offer(c, 2);
+	assert_int_equal(virtq_pop(&c->q, &c->e), 1);
+	assert_true(c->e.code);
+	assert_int_equal(atomic_load(&c->mem->code->epoch), before); /* not yet written */
+	virtq_push(&c->q, 2, 0x20);
+	assert_int_equal(atomic_load(&c->mem->code->epoch), before + 1);
+	virtq_push(&c->q, 2, 0x20); /* a second push of that head: said once */
+	assert_int_equal(atomic_load(&c->mem->code->epoch), before + 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -420,7 +453,7 @@ int main(void)
 		T(test_bad_head), T(test_bad_next), T(test_avail_jump),
 		T(test_indirect_not_negotiated), T(test_indirect), T(test_indirect_bad),
 		T(test_too_many_segments), T(test_rings_outside_ram),
-		T(test_interrupt_suppression), T(test_iov_copy),
+		T(test_interrupt_suppression), T(test_iov_copy), T(test_code_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,8 @@ void virtq_reset(struct virtq *q)
 	q->last_avail = q->used_idx = q->signalled_used = 0;
 	q->signalled_valid = false;
 	q->broken = false;
+	for (unsigned i = 0; i < ARRAY_SIZE(q->code_heads); i++)
+		atomic_store(&q->code_heads[i], 0);
 	q->vector = VIRTIO_NO_VECTOR;
 	pthread_mutex_unlock(&q->lock);
 }
@@ -89,6 +91,8 @@ int virtq_enable(struct virtq *q)
 	q->used_idx = 0;
 	q->signalled_valid = false;
 	q->broken = false;
+	for (unsigned i = 0; i < ARRAY_SIZE(q->code_heads); i++)
+		atomic_store(&q->code_heads[i], 0);
 	q->enabled = true;
 	return 0;
 }
@@ -110,6 +114,8 @@ static int add_segment(struct virtq *q, struct virtq_elem *e, const struct vdesc
 	if (d->flags & VIRTQ_DESC_F_WRITE) {
 		e->nin++;
 		e->in_len += d->len;
+		if (guest_mem_code(q->mem, d->addr, d->len))
+			e->code = true;
 	} else {
 		if (e->nin) /* readable after writable (2.7.4.2) */
 			return -EIO;
@@ -169,6 +175,7 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 	e->head = head;
 	e->nout = e->nin = 0;
 	e->out_len = e->in_len = 0;
+	e->code = false;
 	table = q->desc;
 	limit = size;
 	i = head;
@@ -199,6 +206,8 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 		if (i >= limit)
 			return broken(q);
 	}
+	if (e->code)
+		atomic_fetch_or(&q->code_heads[head >> 3], (uint8_t)(1u << (head & 7)));
 	q->last_avail++;
 	return 1;
 }
@@ -216,6 +225,12 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	__atomic_store_n((uint32_t *)ent, (uint32_t)head, __ATOMIC_RELAXED);
 	__atomic_store_n((uint32_t *)(ent + 4), len, __ATOMIC_RELAXED);
 	q->used_idx++;
+	/* What the device wrote may have been code: the CPU that ran the old
+	 * code hears of it before the driver can see the buffer back. */
+	if (atomic_load_explicit(&q->code_heads[head >> 3], memory_order_relaxed) & (1u << (head & 7))) {
+		atomic_fetch_and(&q->code_heads[head >> 3], (uint8_t)~(1u << (head & 7)));
+		guest_mem_code_written(q->mem);
+	}
 	/* The entry before the index that publishes it. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	store16(q->used + 2, q->used_idx);
