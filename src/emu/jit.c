@@ -312,7 +312,20 @@ static void add_rax(struct emit *e, int32_t disp)
 
 static bool imm_fits(unsigned size, uint64_t imm)
 {
-	return size == 4 || (uint64_t)(int64_t)(int32_t)imm == imm;
+	return size <= 4 || (uint64_t)(int64_t)(int32_t)imm == imm;
+}
+
+/* The immediate of an operation of size bytes (8: a sign-extended imm32) */
+static void imm_of(struct emit *e, unsigned size, uint64_t imm)
+{
+	if (size == 1) {
+		b1(e, (uint8_t)imm);
+	} else if (size == 2) {
+		b1(e, (uint8_t)imm);
+		b1(e, (uint8_t)(imm >> 8));
+	} else {
+		b4(e, (uint32_t)imm);
+	}
 }
 
 /* OR, AND, XOR: the interpreter clears AF (JIT_FLAGS_LOGIC) */
@@ -726,7 +739,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	bool mem = in->has_modrm && in->mod != 3;
 
 	if (in->map == MAP_0F) {
-		if ((op != 0xb6 && op != 0xb7) || !mem) /* MOVZX r, m8/m16 */
+		if ((op != 0xb6 && op != 0xb7) || !mem || size == 2) /* MOVZX r32/r64, m8/m16 */
 			return 0;
 		clobber_flags(j);
 		if (!emit_ea(e, in, j->bytes - j->synced))
@@ -804,6 +817,11 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	}
 	if (!mem)
 		return 0;
+	/* 16-bit forms: those whose guest register, if any, is read whole
+	 * (and written whole after the operation on its low word) */
+	if (size == 2 && op != 0x85 && op != 0x89 && op != 0x8b && op != 0xc7 && op != 0xf7 &&
+	    op != 0x81 && op != 0x83 && !(op < 0x40 && ((op & 7) == 1 || (op & 7) == 3)))
+		return 0;
 	/* The rest have a ModRM memory operand: which access, how big. */
 	bool byte = false, wr = false;
 	alu = 0;
@@ -865,7 +883,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		break;
 	case 0x03: case 0x0b: case 0x23: case 0x2b: case 0x33: case 0x3b:
 		alu = op >> 3;
-		load(e, size, in->reg);
+		load(e, size == 2 ? 8 : size, in->reg); /* 16-bit: the rest of it stays */
 		op_size(e, size);
 		b1(e, (uint8_t)(alu << 3 | 3));       /* op eax/rax, [rdx] */
 		b1(e, 0x02);
@@ -877,10 +895,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		op_size(e, size);
 		b1(e, op == 0x80 ? 0x80 : 0x81);      /* op [rdx], imm */
 		b1(e, (uint8_t)(alu << 3 | 2));
-		if (size == 1)
-			b1(e, (uint8_t)in->imm);
-		else
-			b4(e, (uint32_t)in->imm);
+		imm_of(e, size, in->imm);
 		break;
 	case 0x85:
 		alu = 4;
@@ -894,14 +909,13 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		op_size(e, size);
 		b1(e, op);                            /* test [rdx], imm */
 		b1(e, 0x02);
-		if (size == 1)
-			b1(e, (uint8_t)in->imm);
-		else
-			b4(e, (uint32_t)in->imm);
+		imm_of(e, size, in->imm);
 		break;
 	case 0x8b:
+		if (size == 2)
+			load(e, 8, in->reg);          /* the rest of it stays */
 		op_size(e, size);
-		b1(e, 0x8b);                          /* mov eax/rax, [rdx] */
+		b1(e, 0x8b);                          /* mov eax/rax/ax, [rdx] */
 		b1(e, 0x02);
 		store(e, in->reg);
 		return 1;
@@ -918,10 +932,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		op_size(e, size);
 		b1(e, op);                            /* mov [rdx], imm */
 		b1(e, 0x02);
-		if (size == 1)
-			b1(e, (uint8_t)in->imm);
-		else
-			b4(e, (uint32_t)in->imm);
+		imm_of(e, size, in->imm);
 		return 1;
 	}
 	*writes = true;
@@ -1866,6 +1877,18 @@ static void jit_homes(struct emit *e, const struct emu_insn *insns, unsigned n)
 	}
 }
 
+/* NOP, PAUSE, the hint NOPs and prefetches (0F 0D, 0F 18-1F): as the
+ * interpreter runs them, they only move RIP. Not 90 with REX.B (XCHG
+ * R8, RAX), nor with LOCK (#UD). */
+static bool is_nop(const struct emu_insn *in)
+{
+	if (in->lock)
+		return false;
+	if (in->map == MAP_1B)
+		return in->op == 0x90 && !(in->rex & 1);
+	return in->map == MAP_0F && (in->op == 0x0d || (in->op >= 0x18 && in->op <= 0x1f));
+}
+
 struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_insn *insns, unsigned n,
 				   unsigned cpl)
 {
@@ -1896,6 +1919,12 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 
 		j.k = k;
 		j.bail = -1;
+		if (is_nop(in)) { /* nothing to emit: RIP moves with the rest */
+			j.bytes += in->len;
+			native = snap(&j, k + 1, nexact);
+			nnative++;
+			continue;
+		}
 		if (is_jcc(in) && j.kind != JIT_FLAGS_NONE) {
 			/* on the host's flags, which are the guest's */
 			struct jit_exit *x;
@@ -1926,9 +1955,10 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			unsettled = true;
 		}
 		bool ok = !in->lock && (!in->rep || (in->map == MAP_1B && in->op == 0xc3)) &&
-			  (in->opsize == 4 || in->opsize == 8);
+			  (in->opsize == 2 || in->opsize == 4 || in->opsize == 8);
 
-		if (ok && !emit_insn(&j, in, &w, &l)) {
+		/* register-only forms: 32 and 64 bits; with memory: 16 as well */
+		if (ok && (in->opsize == 2 || !emit_insn(&j, in, &w, &l))) {
 			unsnap(&j, &before);
 			ok = emit_mem_insn(&j, in, &w, &l, &ends);
 		}

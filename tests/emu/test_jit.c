@@ -937,6 +937,52 @@ static void remapped_code_page(void **state)
 	}
 }
 
+/* 16-bit operations on memory, translated: MOV both ways (the rest of
+ * the register stays), ALU with the register read or written, with an
+ * immediate (imm8 and imm16), TEST, MOV of an imm16; and NOPs, PAUSE and
+ * prefetches, which leave nothing but RIP moved. Memory the code adds to
+ * is set by the code first, so each run finds the same; loads at the end
+ * bring the memory into registers. */
+static void word_memory_and_nops(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x66, 0x89, 0x03,                         /* mov [rbx], ax */
+		0x66, 0x8b, 0x0b,                         /* mov cx, [rbx] */
+		0x66, 0x03, 0x53, 0x02,                   /* add dx, [rbx+2] */
+		0x66, 0xc7, 0x43, 0x04, 0x11, 0x81,       /* mov word [rbx+4], 0x8111 */
+		0x66, 0x01, 0x73, 0x04,                   /* add [rbx+4], si */
+		0x66, 0x83, 0x3b, 0x05,                   /* cmp word [rbx], 5 */
+		0x66, 0xc7, 0x43, 0x06, 0xff, 0xff,       /* mov word [rbx+6], 0xffff */
+		0x66, 0x81, 0x43, 0x06, 0x34, 0x12,       /* add word [rbx+6], 0x1234: CF */
+		0x66, 0x83, 0x6b, 0x06, 0x80,             /* sub word [rbx+6], -128 */
+		0x66, 0xf7, 0x43, 0x04, 0x00, 0x80,       /* test word [rbx+4], 0x8000 */
+		0x66, 0x85, 0x3b,                         /* test [rbx], di */
+		0x0f, 0x1f, 0x44, 0x00, 0x00,             /* nopl 0(rax, rax) */
+		0x66, 0x90,                               /* xchg ax, ax */
+		0x90,                                     /* nop */
+		0xf3, 0x90,                               /* pause */
+		0x0f, 0x18, 0x0b,                         /* prefetcht0 [rbx] */
+		0x0f, 0x0d, 0x0b,                         /* prefetchw [rbx] */
+		0x66, 0x2b, 0x4b, 0x06,                   /* sub cx, [rbx+6] */
+		0x66, 0x33, 0x43, 0x04,                   /* xor ax, [rbx+4] */
+		0x66, 0x0b, 0x7b, 0x02,                   /* or di, [rbx+2] */
+		0x48, 0x8b, 0x33,                         /* mov rsi, [rbx] */
+		0x48, 0x8b, 0x6b, 0x04,                   /* mov rbp, [rbx+4] */
+		0xf4,
+	};
+	static const uint8_t data[8] = { 0, 0, 0xfe, 0x7f, 0, 0, 0, 0 };
+	uint64_t regs[16];
+
+	put(f, CODE + 0xe00, code, sizeof(code));
+	memcpy(gpa(f, DATA, 8), data, 8);
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	regs[X86_RBX] = DATA;
+	same_as_interpreter(f, CODE + 0xe00, regs, 0x2);
+	same_as_interpreter(f, CODE + 0xe00, regs, 0x2 | FL_CF | FL_OF);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -963,6 +1009,7 @@ int main(void)
 		T(byte_registers_without_homes),
 		T(calls_and_returns_across_pages),
 		T(remapped_code_page),
+		T(word_memory_and_nops),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
