@@ -147,6 +147,7 @@ static const struct tmpl tmpls[] = {
 	T("std", 0, 0xfd, -1, IMM_NO, T_NOMODRM | T_NO16, 0),
 	/* strings: RSI/RDI point into the data page */
 	T("movs", 0, 0xa5, -1, IMM_NO, T_NOMODRM | T_REP, 0), T("stos b", 0, 0xaa, -1, IMM_NO, T_NOMODRM | T_REP | T_BYTE, 0),
+	T("stos", 0, 0xab, -1, IMM_NO, T_NOMODRM | T_REP, 0),
 	T("lods", 0, 0xad, -1, IMM_NO, T_NOMODRM | T_REP, 0), T("cmps", 0, 0xa7, -1, IMM_NO, T_NOMODRM | T_REP, 0),
 	T("scas b", 0, 0xae, -1, IMM_NO, T_NOMODRM | T_REP | T_BYTE, 0),
 	/* branches: targets stay inside the code page */
