@@ -738,6 +738,24 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	unsigned op = in->op, size = in->opsize, alu, opreg = (op & 7) | ((in->rex & 1) << 3);
 	bool mem = in->has_modrm && in->mod != 3;
 
+	if (in->map == MAP_0F && op == 0xb1 && mem && size != 2) {
+		/* CMPXCHG m, r (LOCKed too): the host's, on the guest's RAX */
+		clobber_flags(j);
+		if (!emit_ea(e, in, j->bytes - j->synced))
+			return 0;
+		emit_probe(j, size, true);            /* it writes, equal or not */
+		load_to(e, 8, H_RCX, in->reg);
+		load(e, 8, X86_RAX);
+		if (in->lock)
+			b1(e, 0xf0);
+		op_size(e, size);
+		b1(e, 0x0f);                          /* cmpxchg [rdx], ecx/rcx */
+		b1(e, 0xb1);
+		b1(e, 0x0a);
+		store(e, X86_RAX);
+		*writes = true;
+		return 1;
+	}
 	if (in->map == MAP_0F) {
 		if ((op != 0xb6 && op != 0xb7) || !mem || size == 2) /* MOVZX r32/r64, m8/m16 */
 			return 0;
@@ -1245,7 +1263,14 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 		*writes = true;
 		return true;
 	}
-	case 0xf7: /* NOT (no flags), NEG */
+	case 0xf7: /* TEST r, imm; NOT (no flags), NEG */
+		if (reg && !(in->reg & 7)) {
+			if (!imm_fits(size, in->imm))
+				return false;
+			op_reg(e, size, 0xf7, 0, in->rm, 4, (uint32_t)in->imm, false);
+			*writes = *logic = true;
+			return true;
+		}
 		if (!reg || ((in->reg & 7) != 2 && (in->reg & 7) != 3))
 			return false;
 		op_reg(e, size, 0xf7, in->reg & 7, in->rm, 0, 0, true);
@@ -1954,7 +1979,8 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			undo = before;
 			unsettled = true;
 		}
-		bool ok = !in->lock && (!in->rep || (in->map == MAP_1B && in->op == 0xc3)) &&
+		bool ok = (!in->lock || (in->map == MAP_0F && in->op == 0xb1)) &&
+			  (!in->rep || (in->map == MAP_1B && in->op == 0xc3)) &&
 			  (in->opsize == 2 || in->opsize == 4 || in->opsize == 8);
 
 		/* register-only forms: 32 and 64 bits; with memory: 16 as well */

@@ -983,6 +983,46 @@ static void word_memory_and_nops(void **state)
 	same_as_interpreter(f, CODE + 0xe00, regs, 0x2 | FL_CF | FL_OF);
 }
 
+/* CMPXCHG on memory, translated (the host's own, LOCKed when the guest's
+ * is): equal and not, 32 and 64 bits, RAX and the flags after each;
+ * and TEST of a register with an immediate. */
+static void cmpxchg_and_test_imm(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x89, 0x03,                         /* mov [rbx], rax */
+		0x48, 0x0f, 0xb1, 0x0b,                   /* cmpxchg [rbx], rcx: equal */
+		0x48, 0x89, 0xc6,                         /* mov rsi, rax */
+		0x48, 0x0f, 0xb1, 0x13,                   /* cmpxchg [rbx], rdx: not (rax = rcx) */
+		0x48, 0x89, 0xc7,                         /* mov rdi, rax */
+		0x89, 0x53, 0x08,                         /* mov [rbx+8], edx */
+		0xf0, 0x0f, 0xb1, 0x4b, 0x08,             /* lock cmpxchg [rbx+8], ecx: not */
+		0x49, 0x89, 0xc0,                         /* mov r8, rax */
+		0xf0, 0x0f, 0xb1, 0x4b, 0x08,             /* lock cmpxchg [rbx+8], ecx: equal */
+		0x49, 0x89, 0xc1,                         /* mov r9, rax */
+		0x48, 0x8b, 0x6b, 0x08,                   /* mov rbp, [rbx+8] */
+		0x4c, 0x8b, 0x23,                         /* mov r12, [rbx] */
+		0x49, 0xf7, 0xc2, 0x00, 0x00, 0x00, 0x80, /* test r10, 0xffffffff80000000 */
+		0x4d, 0x01, 0xd3,                         /* add r11, r10 */
+		0xf7, 0xc6, 0x01, 0x00, 0x00, 0x00,       /* test esi, 1 */
+		0x4d, 0x01, 0xdc,                         /* add r12, r11 */
+		0x4d, 0x01, 0xe5,                         /* add r13, r12 */
+		0x4d, 0x01, 0xee,                         /* add r14, r13 */
+		0x4d, 0x01, 0xf7,                         /* add r15, r14 */
+		0x49, 0xf7, 0xc7, 0x10, 0x00, 0x00, 0x00, /* test r15, 0x10 */
+		0xf4,
+	};
+	uint64_t regs[16];
+
+	put(f, CODE + 0xd00, code, sizeof(code));
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	regs[X86_RBX] = DATA;
+	same_as_interpreter(f, CODE + 0xd00, regs, 0x2);
+	regs[X86_RCX] = regs[X86_RDX] & 0xffffffff; /* the 32-bit ones: equal first */
+	same_as_interpreter(f, CODE + 0xd00, regs, 0x2 | FL_ZF);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -1010,6 +1050,7 @@ int main(void)
 		T(calls_and_returns_across_pages),
 		T(remapped_code_page),
 		T(word_memory_and_nops),
+		T(cmpxchg_and_test_imm),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
