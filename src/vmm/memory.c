@@ -78,9 +78,20 @@ bool guest_mem_code_slow(const struct guest_mem *mem, uint64_t gpa, uint64_t len
 	last = (gpa + len - 1) >> 12;
 	if (last < gpa >> 12 || last >= gc->pages)
 		return true; /* not RAM that was looked at: say yes */
-	for (uint64_t pg = gpa >> 12; pg <= last; pg++)
-		if (atomic_load_explicit(&gc->map[pg >> 3], memory_order_relaxed) & (1u << (pg & 7)))
+	/* bit by bit to a byte boundary, then 8 pages a byte, then the rest */
+	for (uint64_t pg = gpa >> 12; pg <= last;) {
+		uint8_t bits = atomic_load_explicit(&gc->map[pg >> 3], memory_order_relaxed);
+
+		if (!(pg & 7) && last - pg >= 7) {
+			if (bits)
+				return true;
+			pg += 8;
+			continue;
+		}
+		if (bits & (1u << (pg & 7)))
 			return true;
+		pg++;
+	}
 	return false;
 }
 

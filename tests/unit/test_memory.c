@@ -217,6 +217,43 @@ static void test_read_write(void **state)
 	guest_mem_free(&mem);
 }
 
+/* Code-page tracking (struct guest_code): which ranges touch a marked
+ * page, bit by bit and 8 pages a byte; anything that is not RAM the map
+ * covers, or wraps, says yes; an empty range says no; the epoch moves by
+ * one per word from a device. */
+static void test_code_pages(void **state)
+{
+	struct guest_mem mem;
+	(void)state;
+
+	mem_init(&mem, 64 * MiB);
+	assert_false(guest_mem_code(&mem, 0, 4096)); /* not tracking: nothing is code */
+	assert_int_equal(guest_mem_track_code(&mem), 0);
+	assert_int_equal(mem.code->pages, 64 * MiB / 4096);
+	atomic_fetch_or(&mem.code->map[3 >> 3], (uint8_t)(1u << 3));    /* page 3 */
+	atomic_fetch_or(&mem.code->map[17 >> 3], (uint8_t)(1u << 1));   /* page 17 */
+	atomic_fetch_or(&mem.code->map[100 >> 3], (uint8_t)(1u << 4));  /* page 100 */
+
+	assert_false(guest_mem_code(&mem, 0, 3 * 4096));
+	assert_true(guest_mem_code(&mem, 0, 3 * 4096 + 1));
+	assert_true(guest_mem_code(&mem, 3 * 4096 + 4095, 1));
+	assert_false(guest_mem_code(&mem, 4 * 4096, 13 * 4096));        /* pages 4..16 */
+	assert_true(guest_mem_code(&mem, 4 * 4096, 13 * 4096 + 1));     /* ..17 */
+	assert_false(guest_mem_code(&mem, 18 * 4096, 82 * 4096));       /* 18..99: whole bytes */
+	assert_true(guest_mem_code(&mem, 18 * 4096, 83 * 4096));
+	assert_true(guest_mem_code(&mem, 0, 64 * MiB));
+	assert_false(guest_mem_code(&mem, 101 * 4096, 64 * MiB - 101 * 4096));
+	assert_false(guest_mem_code(&mem, 3 * 4096, 0));
+	assert_true(guest_mem_code(&mem, 64 * MiB, 1));                 /* past the end */
+	assert_true(guest_mem_code(&mem, UINT64_MAX - 10, 100));        /* wraps */
+
+	assert_int_equal(atomic_load(&mem.code->epoch), 0);
+	guest_mem_code_written(&mem);
+	assert_int_equal(atomic_load(&mem.code->epoch), 1);
+	guest_mem_free(&mem);
+	assert_null(mem.code);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_gpa_ptr_overflow),
 		cmocka_unit_test(test_gpa_ptr_hole),
 		cmocka_unit_test(test_read_write),
+		cmocka_unit_test(test_code_pages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

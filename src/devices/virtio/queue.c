@@ -114,8 +114,6 @@ static int add_segment(struct virtq *q, struct virtq_elem *e, const struct vdesc
 	if (d->flags & VIRTQ_DESC_F_WRITE) {
 		e->nin++;
 		e->in_len += d->len;
-		if (guest_mem_code(q->mem, d->addr, d->len))
-			e->code = true;
 	} else {
 		if (e->nin) /* readable after writable (2.7.4.2) */
 			return -EIO;
@@ -131,6 +129,8 @@ static int add_segment(struct virtq *q, struct virtq_elem *e, const struct vdesc
 	p = gpa_ptr(q->mem, d->addr, d->len);
 	if (!p)
 		return -EIO;
+	if ((d->flags & VIRTQ_DESC_F_WRITE) && guest_mem_code(q->mem, d->addr, d->len))
+		e->code = true;
 	e->iov[n] = (struct iovec){ p, d->len };
 	return 0;
 }
