@@ -61,6 +61,21 @@ static inline bool guest_mem_code(const struct guest_mem *mem, uint64_t gpa, uin
 }
 void guest_mem_code_written(const struct guest_mem *mem);
 
+/* For the engine: page (a guest-physical page number) may hold decoded
+ * code, or no longer; pages past the map are left alone. */
+static inline void guest_mem_code_mark(const struct guest_mem *mem, uint64_t page, bool code)
+{
+	struct guest_code *gc = mem->code;
+	uint8_t bit = (uint8_t)(1u << (page & 7));
+
+	if (!gc || page >= gc->pages)
+		return;
+	if (code)
+		atomic_fetch_or_explicit(&gc->map[page >> 3], bit, memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(&gc->map[page >> 3], (uint8_t)~bit, memory_order_relaxed);
+}
+
 /* End of RAM below the MMIO hole. */
 static inline uint64_t guest_mem_low_end(const struct guest_mem *mem)
 {

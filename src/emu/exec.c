@@ -2154,7 +2154,6 @@ static int code_page(struct emu_cpu *cpu, uint8_t **host, uint64_t *ppage)
 	return 0;
 }
 
-/* One instruction the slow way. */
 /* One instruction decoded from guest memory, not cached (it crosses a
  * page, or is not in RAM); *sync: a new session must start after it. */
 static int step_slow(struct emu_cpu *cpu, bool *sync)

@@ -264,9 +264,8 @@ void emu_code_mark_slow(struct emu_cpu *cpu, struct emu_icache *c, uint64_t ppag
 
 	c->codemap[ppage >> 3] |= (uint8_t)(1u << (ppage & 7));
 	c->mark_epoch++;
-	if (cpu->mem && cpu->mem->code && ppage < cpu->mem->code->pages)
-		atomic_fetch_or_explicit(&cpu->mem->code->map[ppage >> 3], (uint8_t)(1u << (ppage & 7)),
-					 memory_order_relaxed);
+	if (cpu->mem)
+		guest_mem_code_mark(cpu->mem, ppage, true);
 	set_plain(cpu, ppage, false);
 	if (in_sync) /* else the next emu_code_sync() goes through the whole TLB */
 		cpu->code_epoch = c->mark_epoch;
@@ -296,9 +295,8 @@ void emu_code_store(struct emu_cpu *cpu, uint64_t ppage)
 	 * again before it runs (a new session), and the page is marked again
 	 * when one of its blocks passes. Until then, stores there are plain. */
 	c->session++;
-	if (cpu->mem && cpu->mem->code && ppage < cpu->mem->code->pages)
-		atomic_fetch_and_explicit(&cpu->mem->code->map[ppage >> 3], (uint8_t)~(1u << (ppage & 7)),
-					  memory_order_relaxed);
+	if (cpu->mem)
+		guest_mem_code_mark(cpu->mem, ppage, false);
 	if (ppage < EMU_CODEMAP_PAGES) {
 		c->codemap[ppage >> 3] &= (uint8_t)~(1u << (ppage & 7));
 		if (cpu->code_cache == c)

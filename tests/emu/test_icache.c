@@ -447,20 +447,28 @@ static void put_fn(struct fx *f, uint32_t v)
 	put(f, FN, fn, sizeof(fn));
 }
 
+/* Code at CODE + 0x600 that stores EAX to DATA and calls FN (which
+ * returns v in EAX), then halts; run once. */
+static void store_and_call(struct fx *f, uint32_t v)
+{
+	/* mov [rbx], eax; call rsi; hlt */
+	static const uint8_t code[] = { 0x89, 0x03, 0xff, 0xd6, 0xf4 };
+
+	put(f, CODE + 0x600, code, sizeof(code));
+	put_fn(f, v);
+	f->cpu.gpr[X86_RBX] = DATA;
+	f->cpu.gpr[X86_RSI] = FN;
+	run_to_hlt(f, CODE + 0x600);
+	assert_int_equal(f->cpu.gpr[X86_RAX], v);
+}
+
 /* The TLB marks the page of code that ran, not the page of data. */
 static void tracking_marks_code_pages(void **state)
 {
 	struct fx *f = *state;
-	/* mov [rbx], eax; call rsi; hlt */
-	static const uint8_t code[] = { 0x89, 0x03, 0xff, 0xd6, 0xf4 };
 	const struct emu_tlb_entry *e;
 
-	put(f, CODE + 0x600, code, sizeof(code));
-	put_fn(f, 3);
-	f->cpu.gpr[X86_RBX] = DATA;
-	f->cpu.gpr[X86_RSI] = FN;
-	run_to_hlt(f, CODE + 0x600);
-	assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+	store_and_call(f, 3);
 	assert_non_null(e = tlb_entry(f, DATA));
 	assert_true(e->perm & TLB_PLAIN);
 	assert_non_null(e = tlb_entry(f, FN));
@@ -484,20 +492,13 @@ static void tracking_marks_code_pages(void **state)
 static void devices_told_of_code_pages(void **state)
 {
 	struct fx *f = *state;
-	/* mov [rbx], eax; call rsi; hlt */
-	static const uint8_t code[] = { 0x89, 0x03, 0xff, 0xd6, 0xf4 };
 
 	assert_int_equal(guest_mem_track_code(&f->mem), 0);
 	/* This thread's cache knew these pages before the memory tracked code
 	 * (earlier tests; a vCPU thread starts with it tracking): forget them. */
 	assert_int_equal(emu_write(&f->cpu, SR_DS, CODE + 0xf00, 4, 0), 0);
 	assert_int_equal(emu_write(&f->cpu, SR_DS, FN + 0x800, 4, 0), 0);
-	put(f, CODE + 0x600, code, sizeof(code));
-	put_fn(f, 3);
-	f->cpu.gpr[X86_RBX] = DATA;
-	f->cpu.gpr[X86_RSI] = FN;
-	run_to_hlt(f, CODE + 0x600);
-	assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+	store_and_call(f, 3);
 	assert_true(guest_mem_code(&f->mem, CODE + 0x600, 1));
 	assert_true(guest_mem_code(&f->mem, FN - 0x100, 0x200)); /* FN's page in the range */
 	assert_false(guest_mem_code(&f->mem, DATA, 4096));

@@ -230,9 +230,12 @@ static void test_code_pages(void **state)
 	assert_false(guest_mem_code(&mem, 0, 4096)); /* not tracking: nothing is code */
 	assert_int_equal(guest_mem_track_code(&mem), 0);
 	assert_int_equal(mem.code->pages, 64 * MiB / 4096);
-	atomic_fetch_or(&mem.code->map[3 >> 3], (uint8_t)(1u << 3));    /* page 3 */
-	atomic_fetch_or(&mem.code->map[17 >> 3], (uint8_t)(1u << 1));   /* page 17 */
-	atomic_fetch_or(&mem.code->map[100 >> 3], (uint8_t)(1u << 4));  /* page 100 */
+	guest_mem_code_mark(&mem, 3, true);
+	guest_mem_code_mark(&mem, 17, true);
+	guest_mem_code_mark(&mem, 100, true);
+	guest_mem_code_mark(&mem, 101, true);
+	guest_mem_code_mark(&mem, 101, false);
+	guest_mem_code_mark(&mem, 1ULL << 40, true); /* past the map: nothing */
 
 	assert_false(guest_mem_code(&mem, 0, 3 * 4096));
 	assert_true(guest_mem_code(&mem, 0, 3 * 4096 + 1));

@@ -420,7 +420,7 @@ static void test_code_pages(void **state)
 	uint64_t before;
 
 	assert_int_equal(guest_mem_track_code(c->mem), 0);
-	atomic_fetch_or(&c->mem->code->map[code_page >> 3], (uint8_t)(1u << (code_page & 7)));
+	guest_mem_code_mark(c->mem, code_page, true);
 	before = atomic_load(&c->mem->code->epoch);
 
 	desc(c, 0, BUFS + 0x1000, 16, F_NEXT, 1);            /* reads the code page */

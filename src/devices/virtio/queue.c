@@ -52,6 +52,12 @@ void virtq_destroy(struct virtq *q)
 	pthread_mutex_destroy(&q->lock);
 }
 
+static void forget_code_heads(struct virtq *q)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(q->code_heads); i++)
+		atomic_store(&q->code_heads[i], 0);
+}
+
 void virtq_reset(struct virtq *q)
 {
 	pthread_mutex_lock(&q->lock);
@@ -63,8 +69,7 @@ void virtq_reset(struct virtq *q)
 	q->last_avail = q->used_idx = q->signalled_used = 0;
 	q->signalled_valid = false;
 	q->broken = false;
-	for (unsigned i = 0; i < ARRAY_SIZE(q->code_heads); i++)
-		atomic_store(&q->code_heads[i], 0);
+	forget_code_heads(q);
 	q->vector = VIRTIO_NO_VECTOR;
 	pthread_mutex_unlock(&q->lock);
 }
@@ -91,8 +96,7 @@ int virtq_enable(struct virtq *q)
 	q->used_idx = 0;
 	q->signalled_valid = false;
 	q->broken = false;
-	for (unsigned i = 0; i < ARRAY_SIZE(q->code_heads); i++)
-		atomic_store(&q->code_heads[i], 0);
+	forget_code_heads(q);
 	q->enabled = true;
 	return 0;
 }
