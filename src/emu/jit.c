@@ -529,6 +529,68 @@ static void flags_written(struct jit *j, bool logic)
 	j->in_mem = false;
 }
 
+/* Called from translated code: the guest's arithmetic flags (and bit 1)
+ * from cpu->rflags and the lazy state a helper or the interpreter left. */
+static uint64_t jit_arith_flags(const struct emu_cpu *cpu)
+{
+	return (emu_flags_get(cpu) & FL_ARITH) | 0x2;
+}
+
+/* An instruction about to read the guest's flags in the host's RFLAGS
+ * (Jcc, SETcc, CMOVcc, ADC/SBB, shifts by CL, INC/DEC, BTS...): from the
+ * prefix's, or, where the prefix has written none, from the CPU's state
+ * (a call; the caller-saved homes kept around it). Then they are the
+ * prefix's: in the host, as exact as an arithmetic instruction's. */
+static void flags_for_reader(struct jit *j)
+{
+	struct emit *e = &j->e;
+	uint8_t saved[4];
+	unsigned n = 0;
+
+	if (j->kind != JIT_FLAGS_NONE) {
+		flags_to_host(j);
+		return;
+	}
+	if (j->entry_flags < 0)
+		j->entry_flags = 0; /* read at entry: a loop back hands them over */
+	for (unsigned r = 0; r < 16; r++)
+		if (homed(e, r) && e->home[r] >= 8 && e->home[r] <= 11)
+			saved[n++] = (uint8_t)e->home[r];
+	for (unsigned i = 0; i < n; i++) {
+		b1(e, 0x41);                          /* push r8-r11 */
+		b1(e, (uint8_t)(0x50 | (saved[i] & 7)));
+	}
+	if (n & 1) {
+		b1(e, 0x48);                          /* sub rsp, 8: aligned for the call */
+		b1(e, 0x83);
+		b1(e, 0xec);
+		b1(e, 8);
+	}
+	b1(e, 0x48);                                  /* mov rax, jit_arith_flags */
+	b1(e, 0xb8);
+	b8(e, (uint64_t)(uintptr_t)jit_arith_flags);
+	b1(e, 0xff);                                  /* call rax */
+	b1(e, 0xd0);
+	b1(e, 0x48);                                  /* mov rdi, rbx */
+	b1(e, 0x89);
+	b1(e, 0xdf);
+	if (n & 1) {
+		b1(e, 0x48);                          /* add rsp, 8 */
+		b1(e, 0x83);
+		b1(e, 0xc4);
+		b1(e, 8);
+	}
+	for (unsigned i = n; i-- > 0;) {
+		b1(e, 0x41);                          /* pop */
+		b1(e, (uint8_t)(0x58 | (saved[i] & 7)));
+	}
+	b1(e, 0x50);                                  /* push rax; popfq */
+	b1(e, 0x9d);
+	j->kind = JIT_FLAGS_ARITH;
+	j->in_host = true;
+	j->in_mem = false;
+}
+
 /* ---- memory operands ---- */
 
 /* rax = the operand's effective address, segment base included (64-bit
@@ -727,6 +789,190 @@ static void op_size(struct emit *e, unsigned size)
 	rex_w(e, size);
 }
 
+/* The guest's LOCK, on the host's instruction (lock_ok() said it may) */
+static void lock(struct emit *e, const struct emu_insn *in)
+{
+	if (in->lock)
+		b1(e, 0xf0);
+}
+
+/* The LOCKed forms the emitter takes: read-modify-writes of memory, as
+ * the host's own. Every other LOCK goes to the interpreter (#UD or rare). */
+static bool lock_ok(const struct emu_insn *in)
+{
+	unsigned op = in->op, grp = in->reg & 7;
+
+	if (!in->has_modrm || in->mod == 3)
+		return false;
+	if (in->map == MAP_0F)
+		return op == 0xb1 || op == 0xc1 || (op == 0xba && grp >= 5);
+	if (in->map != MAP_1B)
+		return false;
+	switch (op) {
+	case 0x01: case 0x09: case 0x21: case 0x29: case 0x31:
+	case 0x87:
+		return true;
+	case 0x80: case 0x81: case 0x83:
+		return grp != 7 && alu_ok(grp);
+	case 0xfe: case 0xff:
+		return grp <= 1;
+	}
+	return false;
+}
+
+static bool byte_rm(struct emit *e, unsigned rex, unsigned r, unsigned op, unsigned reg, bool write);
+
+/* Two-byte opcodes with a memory operand, 32 and 64 bits: MOVZX/MOVSX,
+ * CMOVcc, SETcc, IMUL, XADD, BT* with an imm8. Those that read the
+ * guest's flags have them put in the prefix's before the probe (which
+ * clobbers the host's) and back in the host's after it. */
+static int emit_mem_0f(struct jit *j, const struct emu_insn *in, bool *writes)
+{
+	struct emit *e = &j->e;
+	unsigned op = in->op, size = in->opsize, grp = in->reg & 7;
+
+	if (!in->has_modrm || in->mod == 3 || size == 2)
+		return 0;
+	switch (op) {
+	case 0xb6: case 0xb7: case 0xbe: case 0xbf: /* MOVZX/MOVSX r32/r64, m8/m16 */
+		clobber_flags(j);
+		if (!emit_ea(e, in, j->bytes - j->synced))
+			return 0;
+		emit_probe(j, op & 1 ? 2 : 1, false);
+		rex_w(e, op >= 0xbe ? size : 4);
+		b1(e, 0x0f);                          /* movzx eax / movsx eax/rax, [rdx] */
+		b1(e, (uint8_t)op);
+		b1(e, 0x02);
+		store(e, in->reg);
+		return 1;
+	case 0x40 ... 0x4f: /* CMOVcc r, m: the load whatever the condition */
+	case 0x90 ... 0x9f: /* SETcc m8 */
+		flags_for_reader(j);
+		clobber_flags(j);
+		if (!emit_ea(e, in, j->bytes - j->synced))
+			return 0;
+		emit_probe(j, op >= 0x90 ? 1 : size, op >= 0x90);
+		flags_to_host(j);
+		if (op < 0x90)
+			load(e, size, in->reg);
+		rex_w(e, op < 0x90 ? size : 4);
+		b1(e, 0x0f);                          /* cmovcc eax/rax, [rdx]; setcc [rdx] */
+		b1(e, (uint8_t)op);
+		b1(e, 0x02);
+		if (op < 0x90)
+			store(e, in->reg);
+		return 1;
+	case 0xaf: /* IMUL r, m */
+		clobber_flags(j);
+		if (!emit_ea(e, in, j->bytes - j->synced))
+			return 0;
+		emit_probe(j, size, false);
+		load(e, size, in->reg);
+		rex_w(e, size);
+		b1(e, 0x0f);                          /* imul eax/rax, [rdx] */
+		b1(e, 0xaf);
+		b1(e, 0x02);
+		store(e, in->reg);
+		*writes = true;
+		return 1;
+	case 0xc1: /* XADD m, r */
+		clobber_flags(j);
+		if (!emit_ea(e, in, j->bytes - j->synced))
+			return 0;
+		emit_probe(j, size, true);
+		load_to(e, 8, H_RCX, in->reg);
+		lock(e, in);
+		rex_w(e, size);
+		b1(e, 0x0f);                          /* xadd [rdx], ecx/rcx */
+		b1(e, 0xc1);
+		b1(e, 0x0a);
+		store_from(e, H_RCX, in->reg);
+		*writes = true;
+		return 1;
+	case 0xba: /* BT/BTS/BTR/BTC m, imm8: ZF kept, the bit within the operand */
+		if (grp < 4)
+			return 0;
+		flags_for_reader(j);
+		clobber_flags(j);
+		if (!emit_ea(e, in, j->bytes - j->synced))
+			return 0;
+		emit_probe(j, size, grp != 4);
+		flags_to_host(j);
+		lock(e, in);
+		rex_w(e, size);
+		b1(e, 0x0f);                          /* bt* [rdx], imm8 */
+		b1(e, 0xba);
+		b1(e, (uint8_t)(grp << 3 | 2));
+		b1(e, (uint8_t)in->imm);
+		*writes = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* MOVSXD, XCHG, IMUL r, m, imm, INC/DEC and MUL with a memory operand,
+ * 32 and 64 bits */
+static int emit_mem_other(struct jit *j, const struct emu_insn *in, bool *writes)
+{
+	struct emit *e = &j->e;
+	unsigned op = in->op, size = in->opsize, grp = in->reg & 7;
+	bool incdec = op == 0xfe || op == 0xff;
+
+	if (op == 0xfe)
+		size = 1;
+	if (incdec)
+		flags_for_reader(j); /* INC/DEC keep CF */
+	clobber_flags(j);
+	if (!emit_ea(e, in, j->bytes - j->synced))
+		return 0;
+	emit_probe(j, op == 0x63 ? 4 : size, op == 0x87 || incdec);
+	switch (op) {
+	case 0x63: /* movsxd rax, dword [rdx]; mov eax, [rdx] */
+		rex_w(e, size);
+		b1(e, size == 8 ? 0x63 : 0x8b);
+		b1(e, 0x02);
+		store(e, in->reg);
+		return 1;
+	case 0x87: /* xchg [rdx], ecx/rcx (the host's LOCK, as the guest's) */
+		load_to(e, 8, H_RCX, in->reg);
+		rex_w(e, size);
+		b1(e, 0x87);
+		b1(e, 0x0a);
+		store_from(e, H_RCX, in->reg);
+		return 1;
+	case 0x69: case 0x6b: /* imul eax/rax, [rdx], imm */
+		if (!imm_fits(size, in->imm))
+			return 0;
+		rex_w(e, size);
+		b1(e, (uint8_t)op);
+		b1(e, 0x02);
+		if (op == 0x6b)
+			b1(e, (uint8_t)in->imm);
+		else
+			b4(e, (uint32_t)in->imm);
+		store(e, in->reg);
+		*writes = true;
+		return 1;
+	case 0xf7: /* mul dword/qword [rdx] */
+		rex_w(e, size);
+		b1(e, 0x8b);                          /* mov ecx/rcx, [rdx] */
+		b1(e, 0x0a);
+		load(e, 8, X86_RAX);
+		rr(e, size, 0xf7, 4, H_RCX);
+		store(e, X86_RAX);
+		store_from(e, H_RDX, X86_RDX);
+		*writes = true;
+		return 1;
+	}
+	flags_to_host(j); /* INC/DEC [rdx] */
+	lock(e, in);
+	rex_w(e, size);
+	b1(e, (uint8_t)op);
+	b1(e, (uint8_t)(grp << 3 | 2));
+	*writes = true;
+	return 1;
+}
+
 /* Instructions with a memory operand, and the stack's PUSH/POP/CALL/RET.
  * 1: emitted; 0: not one the emitter takes (emu_jit_block takes back
  * whatever was emitted); *writes, *logic: as emit_insn. *ends: the
@@ -756,21 +1002,25 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		*writes = true;
 		return 1;
 	}
-	if (in->map == MAP_0F) {
-		if ((op != 0xb6 && op != 0xb7) || !mem || size == 2) /* MOVZX r32/r64, m8/m16 */
-			return 0;
+	if (in->map == MAP_0F)
+		return emit_mem_0f(j, in, writes);
+	if (in->map != MAP_1B)
+		return 0;
+	if (mem && size != 2 && (op == 0x63 || op == 0x87 || op == 0x69 || op == 0x6b ||
+				 ((op == 0xfe || op == 0xff) && (in->reg & 7) <= 1) ||
+				 (op == 0xf7 && (in->reg & 7) == 4)))
+		return emit_mem_other(j, in, writes);
+	if (op == 0x8a && mem) { /* MOV r8, m8 */
+		if (!in->rex && in->reg >= 4 && in->reg < 8 && homed(e, in->reg - 4u))
+			return 0; /* AH..BH of a home */
 		clobber_flags(j);
 		if (!emit_ea(e, in, j->bytes - j->synced))
 			return 0;
-		emit_probe(j, op == 0xb6 ? 1 : 2, false);
-		b1(e, 0x0f);                          /* movzx eax, byte/word [rdx] */
-		b1(e, op);
-		b1(e, 0x02);
-		store(e, in->reg);
-		return 1;
+		emit_probe(j, 1, false);
+		b1(e, 0x8a);                          /* mov cl, [rdx] */
+		b1(e, 0x0a);
+		return byte_rm(e, in->rex, in->reg, 0x88, H_RCX, true);
 	}
-	if (in->map != MAP_1B)
-		return 0;
 	switch (op) {
 	case 0x50 ... 0x57: /* PUSH r64 */
 	case 0x68: case 0x6a: /* PUSH imm */
@@ -895,6 +1145,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 	case 0x01: case 0x09: case 0x21: case 0x29: case 0x31: case 0x39:
 		alu = op >> 3;
 		load_to(e, 8, H_RCX, in->reg);
+		lock(e, in);
 		op_size(e, size);
 		b1(e, (uint8_t)(alu << 3 | 1));       /* op [rdx], ecx/rcx */
 		b1(e, 0x0a);
@@ -910,6 +1161,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		break;
 	case 0x80: case 0x81: case 0x83:
 		alu = in->reg & 7;
+		lock(e, in);
 		op_size(e, size);
 		b1(e, op == 0x80 ? 0x80 : 0x81);      /* op [rdx], imm */
 		b1(e, (uint8_t)(alu << 3 | 2));
@@ -1136,6 +1388,12 @@ static bool emit_byte_insn(const struct emu_insn *in, struct emit *e, bool *writ
 			return false;
 		*writes = *logic = true;
 		return true;
+	case 0xf6:                                    /* test r/m8, imm8 */
+		if (!reg || (in->reg & 7) || !byte_rm(e, rex, in->rm, 0xf6, 0, false))
+			return false;
+		b1(e, (uint8_t)in->imm);
+		*writes = *logic = true;
+		return true;
 	case 0xa8:                                    /* test al, imm8 */
 		if (!byte_rm(e, rex, X86_RAX, 0xf6, 0, false))
 			return false;
@@ -1165,11 +1423,39 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 	bool flags_in_host = j->kind != JIT_FLAGS_NONE;
 
 	if (in->map == MAP_0F) {
-		if (in->op != 0xaf || !reg) /* IMUL r, r/m: CF OF (the rest undefined) */
+		if (!reg)
 			return false;
-		mov_regs(e, size, 0x0faf, in->reg, in->rm);
-		*writes = true;
-		return true;
+		switch (op) {
+		case 0xaf: /* IMUL r, r/m: CF OF (the rest undefined) */
+			mov_regs(e, size, 0x0faf, in->reg, in->rm);
+			*writes = true;
+			return true;
+		case 0x40 ... 0x4f: /* CMOVcc r, r: the host's, on the guest's flags */
+			flags_for_reader(j);
+			mov_regs(e, size, 0x0f00 | op, in->reg, in->rm);
+			return true;
+		case 0x90 ... 0x9f: /* SETcc r8 */
+			if (!in->rex && in->rm >= 4 && in->rm < 8 && homed(e, in->rm - 4u))
+				return false; /* AH..BH of a home */
+			flags_for_reader(j);
+			b1(e, 0x0f);                  /* setcc cl */
+			b1(e, (uint8_t)op);
+			b1(e, 0xc1);
+			return byte_rm(e, in->rex, in->rm, 0x88, H_RCX, true);
+		case 0xb6: case 0xbe: /* MOVZX, MOVSX r, r8 */
+		case 0xb7: case 0xbf: /* MOVZX, MOVSX r, r16 */
+			if (op & 1)
+				load_to(e, 8, H_RCX, in->rm);
+			else
+				load_byte(e, in->rex, in->rm);
+			rex_w(e, size);
+			b1(e, 0x0f);                  /* movzx/movsx eax/rax, cl/cx */
+			b1(e, (uint8_t)op);
+			b1(e, 0xc1);
+			store(e, in->reg);
+			return true;
+		}
+		return false;
 	}
 	if (in->map != MAP_1B)
 		return false;
@@ -1177,8 +1463,8 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 		return true;
 	if (op < 0x40 && (op & 7) <= 5 && (op & 7) != 0 && (op & 7) != 2 && (op & 7) != 4) {
 		alu = op >> 3;
-		if (!alu_ok(alu))
-			return false;
+		if (!alu_ok(alu)) /* ADC, SBB: the host's, on the guest's CF */
+			flags_for_reader(j);
 		switch (op & 7) {
 		case 1: /* op r/m, r */
 			if (!reg)
@@ -1203,8 +1489,10 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 	switch (op) {
 	case 0x81: case 0x83:
 		alu = in->reg & 7;
-		if (!reg || !alu_ok(alu) || !imm_fits(size, in->imm))
+		if (!reg || !imm_fits(size, in->imm))
 			return false;
+		if (!alu_ok(alu))
+			flags_for_reader(j);
 		op_reg(e, size, 0x81, alu, in->rm, 4, (uint32_t)in->imm, alu != 7);
 		*writes = true;
 		*logic = alu_logic(alu);
@@ -1263,7 +1551,73 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 		*writes = true;
 		return true;
 	}
-	case 0xf7: /* TEST r, imm; NOT (no flags), NEG */
+	case 0xd3: { /* shifts and rotates by CL, on the guest's flags (a count of 0 keeps them) */
+		unsigned grp = in->reg & 7;
+
+		if (!reg || grp == 2 || grp == 3 || grp == 6)
+			return false;
+		flags_for_reader(j);
+		load_to(e, 8, H_RCX, X86_RCX);
+		if (homed(e, in->rm)) {
+			rr(e, size, 0xd3, grp, (unsigned)e->home[in->rm]);
+			e->written |= (uint16_t)(1u << in->rm);
+		} else {
+			load(e, 8, in->rm);
+			rr(e, size, 0xd3, grp, H_RAX);
+			store(e, in->rm);
+		}
+		*writes = true;
+		return true;
+	}
+	case 0x63: /* MOVSXD r64, r32; without REX.W a 32-bit MOV */
+		if (!reg)
+			return false;
+		if (size != 8) {
+			mov_regs(e, 4, 0x8b, in->reg, in->rm);
+			return true;
+		}
+		load_to(e, 8, H_RCX, in->rm);
+		b1(e, 0x48);                          /* movsxd rax, ecx */
+		b1(e, 0x63);
+		b1(e, 0xc1);
+		store(e, in->reg);
+		return true;
+	case 0x98: /* CWDE, CDQE */
+		load(e, 8, X86_RAX);
+		rex_w(e, size);
+		b1(e, 0x98);
+		store(e, X86_RAX);
+		return true;
+	case 0x99: /* CDQ, CQO */
+		load(e, 8, X86_RAX);
+		rex_w(e, size);
+		b1(e, 0x99);
+		store_from(e, H_RDX, X86_RDX);
+		return true;
+	case 0x69: case 0x6b: /* IMUL r, r/m, imm: CF OF (the rest undefined) */
+		if (!reg || !imm_fits(size, in->imm))
+			return false;
+		if (homed(e, in->rm))
+			rr(e, size, op, H_RAX, (unsigned)e->home[in->rm]);
+		else
+			gpr_mem(e, size, op, H_RAX, in->rm);
+		if (op == 0x6b)
+			b1(e, (uint8_t)in->imm);
+		else
+			b4(e, (uint32_t)in->imm);
+		store(e, in->reg);
+		*writes = true;
+		return true;
+	case 0xf7: /* TEST r, imm; NOT (no flags), NEG; MUL */
+		if (reg && (in->reg & 7) == 4) {
+			load_to(e, 8, H_RCX, in->rm);
+			load(e, 8, X86_RAX);
+			rr(e, size, 0xf7, 4, H_RCX);  /* mul ecx/rcx */
+			store(e, X86_RAX);
+			store_from(e, H_RDX, X86_RDX);
+			*writes = true;
+			return true;
+		}
 		if (reg && !(in->reg & 7)) {
 			if (!imm_fits(size, in->imm))
 				return false;
@@ -1950,11 +2304,11 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			nnative++;
 			continue;
 		}
-		if (is_jcc(in) && j.kind != JIT_FLAGS_NONE) {
+		if (is_jcc(in)) {
 			/* on the host's flags, which are the guest's */
 			struct jit_exit *x;
 
-			flags_to_host(&j);
+			flags_for_reader(&j);
 			x = new_exit(&j, k, true, j.bytes);
 			branch_exit(&j, x, in);
 			jcc_to(&j, x, in->op & 15);
@@ -1979,7 +2333,7 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			undo = before;
 			unsettled = true;
 		}
-		bool ok = (!in->lock || (in->map == MAP_0F && in->op == 0xb1)) &&
+		bool ok = (!in->lock || lock_ok(in)) &&
 			  (!in->rep || (in->map == MAP_1B && in->op == 0xc3)) &&
 			  (in->opsize == 2 || in->opsize == 4 || in->opsize == 8);
 

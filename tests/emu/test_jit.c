@@ -762,6 +762,156 @@ static void same_as_interpreter(struct fx *f, uint64_t rip, const uint64_t regs[
 	}
 }
 
+/* As same_as_interpreter, with data[0..len) at DATA before every run,
+ * and the data compared after it as well. */
+static void same_as_interpreter_mem(struct fx *f, uint64_t rip, const uint64_t regs[16], uint64_t fl,
+				    const uint8_t *data, size_t len)
+{
+	uint64_t want[16], want_fl, before;
+	uint8_t want_data[256];
+	unsigned ran;
+	int st;
+
+	assert_true(len <= sizeof(want_data));
+	memcpy(gpa(f, DATA, len), data, len);
+	memcpy(f->cpu.gpr, regs, sizeof(f->cpu.gpr));
+	emu_flags_set(&f->cpu, fl);
+	f->cpu.rip = rip;
+	while ((st = emu_run(&f->cpu, 1, &ran)) == EMU_OK)
+		;
+	assert_int_equal(st, EMU_HALT);
+	memcpy(want, f->cpu.gpr, sizeof(want));
+	memcpy(want_data, gpa(f, DATA, len), len);
+	want_fl = flags(f);
+	for (unsigned round = 0; round < 2; round++) {
+		memcpy(gpa(f, DATA, len), data, len);
+		memcpy(f->cpu.gpr, regs, sizeof(f->cpu.gpr));
+		emu_flags_set(&f->cpu, fl);
+		f->cpu.rip = rip;
+		before = f->cpu.jit_insns;
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_HALT);
+		for (unsigned r = 0; r < 16; r++)
+			assert_int_equal(f->cpu.gpr[r], want[r]);
+		assert_int_equal(flags(f), want_fl);
+		assert_memory_equal(gpa(f, DATA, len), want_data, len);
+		assert_true(f->cpu.jit_insns - before >= 60);
+	}
+}
+
+/* What reads the flags, translated on the host's: CMOVcc, SETcc and Jcc
+ * (first in the block, where the flags are the CPU's; after a helper),
+ * ADC/SBB, shifts by CL (a count of 0 keeps the flags), INC/DEC on memory
+ * (CF kept), BTS/BTR/BTC with an imm8 (ZF kept); MOVZX/MOVSX/MOVSXD,
+ * CDQE and friends, IMUL with an immediate, MUL, XCHG and XADD, the
+ * LOCKed read-modify-writes, MOV r8, m8 and TEST r8, imm8. Each result
+ * feeds a later one; the registers, flags and data must be the
+ * interpreter's, with the flags coming in set and clear. */
+static void flag_readers_and_extensions(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x4d, 0x0f, 0x44, 0xc1,                   /* cmove r8,r9 */
+		0x0f, 0x92, 0xc1,                         /* setb cl */
+		0x74, 0x03,                               /* je +3 */
+		0x4d, 0x01, 0xda,                         /* add r10,r11 */
+		0x0f, 0x45, 0xf7,                         /* cmovne esi,edi */
+		0x0f, 0x92, 0xc4,                         /* setb ah */
+		0x4c, 0x0f, 0x4c, 0x23,                   /* cmovl r12,QWORD PTR [rbx] */
+		0x0f, 0x4f, 0x6b, 0x08,                   /* cmovg ebp,DWORD PTR [rbx+0x8] */
+		0x0f, 0x94, 0x43, 0x10,                   /* sete BYTE PTR [rbx+0x10] */
+		0x0f, 0x95, 0x43, 0x11,                   /* setne BYTE PTR [rbx+0x11] */
+		0x0f, 0xb6, 0xc4,                         /* movzx eax,ah */
+		0x4d, 0x0f, 0xb6, 0xe8,                   /* movzx r13,r8b */
+		0x45, 0x0f, 0xb7, 0xf1,                   /* movzx r14d,r9w */
+		0x4c, 0x0f, 0xbe, 0xf9,                   /* movsx r15,cl */
+		0x41, 0x0f, 0xbf, 0xd2,                   /* movsx edx,r10w */
+		0x48, 0x0f, 0xbe, 0x7b, 0x03,             /* movsx rdi,BYTE PTR [rbx+0x3] */
+		0x0f, 0xbf, 0x73, 0x06,                   /* movsx esi,WORD PTR [rbx+0x6] */
+		0x4d, 0x63, 0xdc,                         /* movsxd r11,r12d */
+		0x4c, 0x63, 0x4b, 0x04,                   /* movsxd r9,DWORD PTR [rbx+0x4] */
+		0x44, 0x0f, 0xb6, 0x53, 0x11,             /* movzx r10d,BYTE PTR [rbx+0x11] */
+		0x8a, 0x53, 0x10,                         /* mov dl,BYTE PTR [rbx+0x10] */
+		0x8a, 0x73, 0x02,                         /* mov dh,BYTE PTR [rbx+0x2] */
+		0x44, 0x8a, 0x43, 0x05,                   /* mov r8b,BYTE PTR [rbx+0x5] */
+		0x41, 0xf6, 0xc0, 0x81,                   /* test r8b,0x81 */
+		0x41, 0x0f, 0x95, 0xc1,                   /* setne r9b */
+		0xf6, 0xc6, 0x20,                         /* test dh,0x20 */
+		0x41, 0x0f, 0x94, 0xc2,                   /* sete r10b */
+		0x48, 0x98,                               /* cdqe */
+		0x48, 0x99,                               /* cqo */
+		0x49, 0x89, 0xd4,                         /* mov r12,rdx */
+		0x98,                                     /* cwde */
+		0x99,                                     /* cdq */
+		0x49, 0x01, 0xd4,                         /* add r12,rdx */
+		0x44, 0x89, 0xe9,                         /* mov ecx,r13d */
+		0x49, 0xd3, 0xe6,                         /* shl r14,cl */
+		0x41, 0xd3, 0xef,                         /* shr r15d,cl */
+		0x49, 0xd3, 0xfb,                         /* sar r11,cl */
+		0x49, 0xd3, 0xc2,                         /* rol r10,cl */
+		0xd3, 0xcf,                               /* ror edi,cl */
+		0x31, 0xc9,                               /* xor ecx,ecx */
+		0x49, 0xd3, 0xe5,                         /* shl r13,cl */
+		0x0f, 0x90, 0xc0,                         /* seto al */
+		0x4d, 0x11, 0xfe,                         /* adc r14,r15 */
+		0x81, 0xdf, 0x34, 0x12, 0x00, 0x00,       /* sbb edi,0x1234 */
+		0x49, 0x83, 0xd1, 0x07,                   /* adc r9,0x7 */
+		0x49, 0x19, 0xf2,                         /* sbb r10,rsi */
+		0x4d, 0x69, 0xdc, 0x45, 0x23, 0x01, 0x00, /* imul r11,r12,0x12345 */
+		0x6b, 0xf7, 0xfd,                         /* imul esi,edi,0xfffffffd */
+		0x48, 0x6b, 0x2b, 0x77,                   /* imul rbp,QWORD PTR [rbx],0x77 */
+		0x44, 0x6b, 0x6b, 0x08, 0xf7,             /* imul r13d,DWORD PTR [rbx+0x8],0xfffffff7 */
+		0x48, 0x8b, 0x43, 0x08,                   /* mov rax,QWORD PTR [rbx+0x8] */
+		0x49, 0xf7, 0xe1,                         /* mul r9 */
+		0x49, 0x89, 0xc7,                         /* mov r15,rax */
+		0x48, 0x89, 0xd5,                         /* mov rbp,rdx */
+		0xf7, 0x63, 0x08,                         /* mul DWORD PTR [rbx+0x8] */
+		0x49, 0x89, 0xc4,                         /* mov r12,rax */
+		0x49, 0x01, 0xd4,                         /* add r12,rdx */
+		0xf9,                                     /* stc */
+		0x48, 0xff, 0x43, 0x18,                   /* inc QWORD PTR [rbx+0x18] */
+		0x0f, 0x92, 0xc1,                         /* setb cl */
+		0xff, 0x4b, 0x1c,                         /* dec DWORD PTR [rbx+0x1c] */
+		0x0f, 0x96, 0xc5,                         /* setbe ch */
+		0xfe, 0x43, 0x11,                         /* inc BYTE PTR [rbx+0x11] */
+		0xf0, 0x48, 0xff, 0x43, 0x18,             /* lock inc QWORD PTR [rbx+0x18] */
+		0xf0, 0x48, 0xff, 0x4b, 0x18,             /* lock dec QWORD PTR [rbx+0x18] */
+		0xf0, 0x4c, 0x01, 0x7b, 0x20,             /* lock add QWORD PTR [rbx+0x20],r15 */
+		0xf0, 0x81, 0x4b, 0x24, 0x00, 0x00, 0x01, /* lock or DWORD PTR [rbx+0x24],0x10000 */
+		0x00,                                     /*  */
+		0xf0, 0x80, 0x6b, 0x28, 0x03,             /* lock sub BYTE PTR [rbx+0x28],0x3 */
+		0xf0, 0x4c, 0x0f, 0xc1, 0x73, 0x20,       /* lock xadd QWORD PTR [rbx+0x20],r14 */
+		0x0f, 0xc1, 0x73, 0x24,                   /* xadd DWORD PTR [rbx+0x24],esi */
+		0x44, 0x87, 0x43, 0x2c,                   /* xchg DWORD PTR [rbx+0x2c],r8d */
+		0x4c, 0x87, 0x4b, 0x30,                   /* xchg QWORD PTR [rbx+0x30],r9 */
+		0x48, 0x0f, 0xba, 0x6b, 0x30, 0x3f,       /* bts QWORD PTR [rbx+0x30],0x3f */
+		0x0f, 0x92, 0xc2,                         /* setb dl */
+		0xf0, 0x0f, 0xba, 0x73, 0x24, 0x10,       /* lock btr DWORD PTR [rbx+0x24],0x10 */
+		0x0f, 0x92, 0xc0,                         /* setb al */
+		0x48, 0x0f, 0xba, 0x63, 0x20, 0x05,       /* bt QWORD PTR [rbx+0x20],0x5 */
+		0xf0, 0x0f, 0xba, 0x7b, 0x2c, 0x00,       /* lock btc DWORD PTR [rbx+0x2c],0x0 */
+		0x4d, 0x11, 0xf7,                         /* adc r15,r14 */
+		0x9f,                                     /* lahf */
+		0x73, 0x03,                               /* jnc +3 */
+		0x4d, 0x01, 0xfb,                         /* add r11,r15 */
+		0x4d, 0x19, 0xe5,                         /* sbb r13,r12 */
+		0xf4,                                     /* hlt */
+	};
+	uint8_t data[64];
+	uint64_t regs[16];
+
+	put(f, CODE + 0xb00, code, sizeof(code));
+	for (unsigned i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 37 + 0x85);
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	regs[X86_RBX] = DATA;
+	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2, data, sizeof(data));
+	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_CF | FL_ZF | FL_OF, data, sizeof(data));
+	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_SF | FL_PF, data, sizeof(data));
+	regs[X86_R13] = 0x100; /* shifts by CL = 0: the flags kept */
+	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_CF | FL_SF, data, sizeof(data));
+}
+
 /* Byte registers, translated: ALU, TEST and MOV between them and with an
  * imm8, on the low bytes of registers with a home and of ones without
  * (more registers than homes), on AH..BH, and with a REX on SPL..DIL and
@@ -1051,6 +1201,7 @@ int main(void)
 		T(remapped_code_page),
 		T(word_memory_and_nops),
 		T(cmpxchg_and_test_imm),
+		T(flag_readers_and_extensions),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
