@@ -72,10 +72,13 @@ struct emu_jcache_entry {
 };
 
 /* The set of a linear page: hashed, so that buffers a power of two apart
- * (1 MiB, 2 MiB...) do not all land in one set. */
+ * (1 MiB, 2 MiB...) do not all land in one set; by adding, so that a page
+ * and the next one never share a set (for every carry, the sum of the
+ * three low bytes moves by 1, 2 or 3): the JIT's probe relies on that to
+ * catch an access that crosses into the next page (jit.c: emit_probe). */
 static inline unsigned emu_tlb_set(uint64_t vpage)
 {
-	return (unsigned)((vpage ^ (vpage >> 8) ^ (vpage >> 16)) % EMU_TLB_SETS);
+	return (unsigned)((vpage + (vpage >> 8) + (vpage >> 16)) % EMU_TLB_SETS);
 }
 
 enum emu_access {
@@ -88,8 +91,18 @@ struct emu_tlb_entry {
 	uint64_t vpage;        /* linear address >> 12, or ~0 when empty */
 	uint64_t ppage;        /* physical address >> 12 */
 	uint8_t *host;         /* host address of the page, NULL for MMIO */
+	/* For translated code's inline probe (jit.c: emit_probe), kept by
+	 * emu_tlb_entry_tags() whenever the fields above or perm change:
+	 * what the page of an access's last byte, | 1, | 2 at CPL 3, must
+	 * equal for a read (rtag) or a store (wtag) to go inline — vpage << 12
+	 * | 1 | 2 for a user page — or 0 where it may not (MMIO, no rights,
+	 * a clean page, a page of code); and host minus the page's linear
+	 * address. */
+	uint64_t rtag, wtag;
+	uint64_t addend;
 	uint8_t perm;          /* TLB_R/W/X/U as allowed by the walk */
 	bool global;
+	uint8_t pad[14];       /* 64 bytes: the probe indexes by shifting */
 };
 /* TLB_VALID: the entry was filled (a zeroed TLB never hits); TLB_LARGE:
  * a 4 KiB piece of a 2M/4M/1G page; TLB_PLAIN: RAM that holds no code
@@ -97,6 +110,24 @@ struct emu_tlb_entry {
  * take the inline fast path, which needs it. */
 enum { TLB_W = 1 << 0, TLB_X = 1 << 1, TLB_U = 1 << 2, TLB_DIRTY = 1 << 3, TLB_PLAIN = 1 << 4,
        TLB_LARGE = 1 << 6, TLB_VALID = 1 << 7 };
+
+static inline void emu_tlb_entry_tags(struct emu_tlb_entry *e)
+{
+	const unsigned st = TLB_W | TLB_DIRTY | TLB_PLAIN;
+	bool ok = (e->perm & TLB_VALID) && e->host && e->vpage != ~0ULL;
+	uint64_t t = e->vpage << 12 | 1 | (e->perm & TLB_U ? 2 : 0);
+
+	e->rtag = ok ? t : 0;
+	e->wtag = ok && (e->perm & st) == st ? t : 0;
+	e->addend = ok ? (uint64_t)(uintptr_t)e->host - (e->vpage << 12) : 0;
+}
+
+/* An entry emptied (what a zeroed one with vpage ~0 is) */
+static inline void emu_tlb_entry_drop(struct emu_tlb_entry *e)
+{
+	e->vpage = ~0ULL;
+	e->rtag = e->wtag = 0;
+}
 
 struct emu_tlb {
 	struct emu_tlb_entry e[EMU_TLB_SIZE];

@@ -1,4 +1,4 @@
-/* The decoded-block cache (icache.h): a direct-mapped table of blocks,
+/* The decoded-block cache (icache.h): a two-way set-associative table of blocks,
  * their instructions and bytes in two pools that are emptied together when
  * either fills up. One cache per host thread, made on first use and freed
  * when the thread ends. */
@@ -125,7 +125,7 @@ static void cache_free(void *p)
 
 	munmap(c->codemap, CODEMAP_BYTES);
 	emu_jit_buf_free(c->jit);
-	free(c);
+	free(c->raw);
 }
 
 static void cache_key_init(void)
@@ -137,18 +137,23 @@ static void cache_key_init(void)
 struct emu_icache *emu_icache_get(void)
 {
 	struct emu_icache *c;
+	void *raw;
 
 	if (__builtin_expect(emu_icache_tls != NULL, 1))
 		return emu_icache_tls;
 	pthread_once(&cache_once, cache_key_init);
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	/* zeroed (calloc maps a size like this one: pages are touched only
+	 * when used), and aligned so that each block is one cache line */
+	raw = calloc(1, sizeof(*c) + 64);
+	if (!raw)
 		return NULL; /* every instruction takes the slow path */
+	c = (struct emu_icache *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+	c->raw = raw;
 	c->gen = 1;
 	c->codemap = mmap(NULL, CODEMAP_BYTES, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (c->codemap == MAP_FAILED) {
-		free(c);
+		free(raw);
 		return NULL;
 	}
 	if (emu_jit_on()) {
@@ -224,6 +229,25 @@ void emu_icache_translate(struct emu_block *b, unsigned cpl)
 	c->translations++;
 }
 
+/* The way of set (two slots) that holds the block at phys, or else the
+ * one to build it in: an empty or stale one, else one not translated,
+ * else each in turn. */
+static struct emu_block *set_way(struct emu_icache *c, struct emu_block *set, uint64_t phys,
+				 enum emu_mode mode)
+{
+	if (emu_icache_is(c, &set[0], phys, mode))
+		return &set[0];
+	if (emu_icache_is(c, &set[1], phys, mode))
+		return &set[1];
+	for (unsigned w = 0; w < 2; w++)
+		if (set[w].gen != c->gen || !set[w].ninsn)
+			return &set[w];
+	if (!set[0].native != !set[1].native)
+		return set[0].native ? &set[1] : &set[0];
+	c->victim ^= 1;
+	return &set[c->victim];
+}
+
 struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const uint8_t *host_page,
 				    enum emu_mode mode, const struct emu_insn **insns)
 {
@@ -232,8 +256,8 @@ struct emu_block *emu_icache_lookup(struct emu_cpu *cpu, uint64_t phys, const ui
 
 	if (!c)
 		return NULL;
-	b = &c->blocks[emu_icache_slot(phys, mode)];
-	if (b->phys != phys || b->gen != c->gen || b->mode != mode ||
+	b = set_way(c, &c->blocks[emu_icache_slot(phys, mode)], phys, mode);
+	if (!emu_icache_is(c, b, phys, mode) ||
 	    (b->session != c->session &&
 	     !emu_icache_same(c->bytes + b->boff, host_page + (phys & 0xfff), b->nbytes))) {
 		/* A miss, or the bytes changed since: decode (again). */
@@ -253,8 +277,10 @@ static void set_plain(struct emu_cpu *cpu, uint64_t ppage, bool plain)
 	for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
 		struct emu_tlb_entry *e = &cpu->tlb.e[i];
 
-		if (e->ppage == ppage && e->host && e->vpage != ~0ULL)
+		if (e->ppage == ppage && e->host && e->vpage != ~0ULL) {
 			e->perm = plain ? e->perm | TLB_PLAIN : e->perm & ~TLB_PLAIN;
+			emu_tlb_entry_tags(e);
+		}
 	}
 }
 
@@ -276,8 +302,10 @@ void emu_code_sync_slow(struct emu_cpu *cpu, struct emu_icache *c)
 	for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
 		struct emu_tlb_entry *e = &cpu->tlb.e[i];
 
-		if ((e->perm & TLB_PLAIN) && emu_code_marked(c, e->ppage))
+		if ((e->perm & TLB_PLAIN) && emu_code_marked(c, e->ppage)) {
 			e->perm &= ~TLB_PLAIN;
+			emu_tlb_entry_tags(e);
+		}
 	}
 	cpu->code_cache = c;
 	cpu->code_epoch = c->mark_epoch;

@@ -56,6 +56,8 @@ struct emu_block {
 	uint64_t (*native)(struct emu_cpu *cpu);
 };
 
+_Static_assert(sizeof(struct emu_block) == 64, "a block is one cache line (struct emu_icache)");
+
 #define EMU_ICACHE_BLOCKS_LOG2 18
 #define EMU_ICACHE_BLOCKS (1u << EMU_ICACHE_BLOCKS_LOG2)
 #define EMU_ICACHE_INSNS (1024u * 1024)
@@ -85,7 +87,9 @@ struct emu_icache {
 	/* Statistics (kumo run -v): blocks decoded, blocks translated, and
 	 * times a full pool or code buffer emptied the whole cache. */
 	uint64_t builds, translations, flushes;
-	struct emu_block blocks[EMU_ICACHE_BLOCKS];
+	unsigned victim;        /* the way replaced last when both held blocks */
+	void *raw;              /* what calloc gave (the cache is 64 bytes in from it at most) */
+	_Alignas(64) struct emu_block blocks[EMU_ICACHE_BLOCKS]; /* a block is a cache line */
 	struct emu_insn insns[EMU_ICACHE_INSNS];
 	uint8_t bytes[EMU_ICACHE_BYTES];
 };
@@ -160,10 +164,20 @@ static inline void emu_code_sync(struct emu_cpu *cpu, struct emu_icache *c)
 		emu_code_sync_slow(cpu, c);
 }
 
+/* The first of the two slots (ways) a block at phys may be in: the table
+ * is two-way set-associative, so that two hot blocks whose hashes meet
+ * do not evict each other on every entry (each eviction decodes again,
+ * loses the translation, and eats pool space until the next flush). */
 static inline unsigned emu_icache_slot(uint64_t phys, enum emu_mode mode)
 {
 	return (unsigned)(((phys ^ ((uint64_t)mode << 40)) * 0x9e3779b97f4a7c15ULL) >>
-			  (64 - EMU_ICACHE_BLOCKS_LOG2));
+			  (64 - EMU_ICACHE_BLOCKS_LOG2)) & ~1u;
+}
+
+static inline bool emu_icache_is(const struct emu_icache *c, const struct emu_block *b, uint64_t phys,
+				 enum emu_mode mode)
+{
+	return b->phys == phys && b->gen == c->gen && b->mode == mode;
 }
 
 /* memcmp(a, b, n) == 0, inline: blocks are short and this runs on every
@@ -204,8 +218,8 @@ static inline struct emu_block *emu_icache_find(struct emu_cpu *cpu, uint64_t ph
 
 	if (__builtin_expect(c != NULL, 1)) {
 		b = &c->blocks[emu_icache_slot(phys, mode)];
-		if (b->phys == phys && b->gen == c->gen && b->mode == mode &&
-		    b->session == c->session) {
+		if ((emu_icache_is(c, b, phys, mode) && b->session == c->session) ||
+		    (emu_icache_is(c, ++b, phys, mode) && b->session == c->session)) {
 			*insns = &c->insns[b->first];
 			return b;
 		}

@@ -164,10 +164,10 @@ static const uint8_t home_regs[] = { 8, 9, 10, 11, H_RBP, 12, 13, 14, 15 };
 
 /* The TLB probe below computes emu_tlb_set() and indexes the entries
  * itself: it must agree with cpu.h. */
-_Static_assert(sizeof(struct emu_tlb_entry) == 32 && EMU_TLB_WAYS == 2 && EMU_TLB_SETS == 256,
-	       "the JIT's TLB probe assumes 256 sets of two 32-byte entries");
-_Static_assert(offsetof(struct emu_tlb_entry, vpage) == 0 &&
-	       offsetof(struct emu_tlb_entry, host) < 128 && offsetof(struct emu_tlb_entry, perm) < 128,
+_Static_assert(sizeof(struct emu_tlb_entry) == 64 && EMU_TLB_WAYS == 2 && EMU_TLB_SETS == 256,
+	       "the JIT's TLB probe assumes 256 sets of two 64-byte entries");
+_Static_assert(offsetof(struct emu_tlb_entry, wtag) + 64 < 128 && offsetof(struct emu_tlb_entry, rtag) + 64 < 128 &&
+	       offsetof(struct emu_tlb_entry, addend) < 128,
 	       "the JIT's TLB probe reaches the entry's fields with 8-bit displacements");
 _Static_assert(offsetof(struct emu_cpu, gpr) + 8 * 16 <= 128,
 	       "the JIT reaches the guest's registers with 8-bit displacements");
@@ -639,14 +639,18 @@ static bool emit_ea(struct emit *e, const struct emu_insn *in, unsigned at)
  * the linear address of a size-byte access; on a hit rdx = its host
  * address, else the instruction goes to the interpreter, which walks the
  * page tables, raises the faults, and does MMIO and stores into code.
- * Stricter than emu_tlb_fast: the page's U bit must be what the CPL
- * says (a supervisor access to a user page goes to the interpreter, so
- * SMAP needs no thought here). rax is kept; rcx, rsi and the flags are
- * not. */
+ * One compare per way, as QEMU's softmmu does: the page of the access's
+ * last byte, | 1 (| 2 at CPL 3), against the entry's tag for the access
+ * (cpu.h: emu_tlb_entry_tags), which is 0 where the inline path may not
+ * be taken; an access that crosses into the next page never matches,
+ * since that page's entry is never in the set of the first (emu_tlb_set). Stricter than emu_tlb_fast: the page's U bit must
+ * be what the CPL says (a supervisor access to a user page goes to the
+ * interpreter, so SMAP needs no thought here). rax is kept; rcx, rsi and
+ * the flags are not. */
 static void emit_probe(struct jit *j, unsigned size, bool write)
 {
 	struct emit *e = &j->e;
-	unsigned need = TLB_VALID | (write ? TLB_W | TLB_DIRTY | TLB_PLAIN : 0);
+	unsigned tag = write ? offsetof(struct emu_tlb_entry, wtag) : offsetof(struct emu_tlb_entry, rtag);
 
 	if (!j->guarded) { /* the CPL this code's U checks assume */
 		b1(e, 0x80);                          /* cmp byte [rdi + cpl], imm8 */
@@ -662,10 +666,10 @@ static void emit_probe(struct jit *j, unsigned size, bool write)
 		0x48, 0xc1, 0xea, 0x08,               /* shr rdx, 8 */
 		0x48, 0x89, 0xf1,                     /* mov rcx, rsi */
 		0x48, 0xc1, 0xe9, 0x10,               /* shr rcx, 16 */
-		0x48, 0x31, 0xca,                     /* xor rdx, rcx */
-		0x48, 0x31, 0xf2,                     /* xor rdx, rsi */
+		0x48, 0x01, 0xca,                     /* add rdx, rcx */
+		0x48, 0x01, 0xf2,                     /* add rdx, rsi */
 		0x0f, 0xb6, 0xd2,                     /* movzx edx, dl: the set */
-		0xc1, 0xe2, 0x06,                     /* shl edx, 6: its two entries */
+		0xc1, 0xe2, 0x07,                     /* shl edx, 7: its two entries */
 	};
 	memcpy(e->p, hash, sizeof(hash));
 	e->p += sizeof(hash);
@@ -674,46 +678,41 @@ static void emit_probe(struct jit *j, unsigned size, bool write)
 	b1(e, 0x94);
 	b1(e, 0x17);
 	b4(e, (uint32_t)offsetof(struct emu_cpu, tlb));
-	static const uint8_t ways[] = {
-		0x48, 0x3b, 0x32,                     /* cmp rsi, [rdx] */
-		0x74, 0x0d,                           /* je hit */
-		0x48, 0x83, 0xc2, 0x20,               /* add rdx, 32: way 1 */
-		0x48, 0x3b, 0x32,                     /* cmp rsi, [rdx] */
-	};
-	memcpy(e->p, ways, sizeof(ways));
-	e->p += sizeof(ways);
-	bail_if(j, CC_NE);                            /* (6 bytes) hit: */
-	b1(e, 0x0f);                                  /* movzx ecx, byte [rdx + perm] */
-	b1(e, 0xb6);
-	b1(e, 0x4a);
-	b1(e, (uint8_t)offsetof(struct emu_tlb_entry, perm));
-	b1(e, 0x81);                                  /* and ecx, need | U */
-	b1(e, 0xe1);
-	b4(e, need | TLB_U);
-	b1(e, 0x81);                                  /* cmp ecx, need (+ U at CPL 3) */
-	b1(e, 0xf9);
-	b4(e, need | (j->cpl == 3 ? TLB_U : 0));
-	bail_if(j, CC_NE);
-	b1(e, 0x48);                                  /* mov rdx, [rdx + host] */
+	b1(e, 0x48);                                  /* lea rsi, [rax + size - 1] */
+	b1(e, 0x8d);
+	b1(e, 0x70);
+	b1(e, (uint8_t)(size - 1));
+	b1(e, 0x48);                                  /* and rsi, -4096 */
+	b1(e, 0x81);
+	b1(e, 0xe6);
+	b4(e, 0xfffff000u);
+	b1(e, 0x48);                                  /* or rsi, 1 (| 2 at CPL 3) */
+	b1(e, 0x83);
+	b1(e, 0xce);
+	b1(e, j->cpl == 3 ? 3 : 1);
+	b1(e, 0x48);                                  /* cmp rsi, [rdx + tag] */
+	b1(e, 0x3b);
+	b1(e, 0x72);
+	b1(e, (uint8_t)tag);
+	b1(e, 0x74);                                  /* je hit */
+	b1(e, 0x0e);
+	b1(e, 0x48);                                  /* cmp rsi, [rdx + 64 + tag]: way 1 */
+	b1(e, 0x3b);
+	b1(e, 0x72);
+	b1(e, (uint8_t)(64 + tag));
+	bail_if(j, CC_NE);                            /* (6 bytes) */
+	b1(e, 0x48);                                  /* add rdx, 64 */
+	b1(e, 0x83);
+	b1(e, 0xc2);
+	b1(e, 64);
+	/* hit: */
+	b1(e, 0x48);                                  /* mov rdx, [rdx + addend] */
 	b1(e, 0x8b);
 	b1(e, 0x52);
-	b1(e, (uint8_t)offsetof(struct emu_tlb_entry, host));
-	b1(e, 0x48);                                  /* test rdx, rdx: MMIO */
-	b1(e, 0x85);
-	b1(e, 0xd2);
-	bail_if(j, CC_E);
-	b1(e, 0x89);                                  /* mov ecx, eax */
-	b1(e, 0xc1);
-	b1(e, 0x81);                                  /* and ecx, 0xfff */
-	b1(e, 0xe1);
-	b4(e, 0xfff);
-	b1(e, 0x81);                                  /* cmp ecx, 4096 - size: within the page */
-	b1(e, 0xf9);
-	b4(e, 4096 - size);
-	bail_if(j, CC_A);
-	b1(e, 0x48);                                  /* add rdx, rcx */
+	b1(e, (uint8_t)offsetof(struct emu_tlb_entry, addend));
+	b1(e, 0x48);                                  /* add rdx, rax */
 	b1(e, 0x01);
-	b1(e, 0xca);
+	b1(e, 0xc2);
 }
 
 /* A new RIP in host register h (RAX or RCX) must be canonical, or the

@@ -142,7 +142,7 @@ static int page_fault(struct emu_cpu *cpu, uint64_t linear, unsigned access, uin
 	/* A #PF drops the faulting page's cached translation (SDM 4.10.4.1). */
 	for (unsigned w = 0; w < EMU_TLB_WAYS; w++)
 		if (e[w].vpage == linear >> 12)
-			e[w].vpage = ~0ULL;
+			emu_tlb_entry_drop(&e[w]);
 	cpu->exc = (struct emu_exception){ .vector = EXC_PF, .has_error = true,
 					   .error = error, .cr2 = linear };
 	return -EFAULT;
@@ -160,7 +160,7 @@ static int tlb_fill(struct emu_cpu *cpu, uint64_t linear, uint64_t page_pa, unsi
 	if (e[0].vpage != linear >> 12)
 		e[1] = e[0];
 	else if (e[1].vpage == linear >> 12)
-		e[1].vpage = ~0ULL;
+		emu_tlb_entry_drop(&e[1]);
 	*e = (struct emu_tlb_entry){
 		.vpage = linear >> 12,
 		.ppage = page_pa >> 12,
@@ -173,6 +173,7 @@ static int tlb_fill(struct emu_cpu *cpu, uint64_t linear, uint64_t page_pa, unsi
 	 * this agree with the cache that runs the CPU). */
 	if (e->host && (!c || !emu_code_marked(c, e->ppage)))
 		e->perm |= TLB_PLAIN;
+	emu_tlb_entry_tags(e);
 	*phys = page_pa | (linear & 0xfff);
 	*host = e->host;
 	return 0;

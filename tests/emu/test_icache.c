@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "exec.h"
+#include "icache.h"
 #include "fixture_lm64.h"
 #include "flags.h"
 #include "kumo/memory.h"
@@ -632,6 +633,60 @@ static void two_cpus_one_thread(void **state)
 	free(b);
 }
 
+/* Blocks whose hashes meet share a set of two slots: two of them, run
+ * in turn, both stay decoded (a direct-mapped table decoded each on every
+ * entry); a third takes one of the two slots and runs as written. */
+static void colliding_blocks_both_stay(void **state)
+{
+	struct fx *f = *state;
+	struct emu_icache *c;
+	uint64_t at[3], builds;
+	unsigned n = 0, set = 0;
+
+	/* three block addresses of one set, in the 2 MiB pages */
+	for (uint64_t a = 0x200000; a < 0x1000000 && n < 3; a += 16) {
+		unsigned s = emu_icache_slot(a, MODE_LONG64);
+
+		if (n && s != set)
+			continue;
+		set = s;
+		at[n++] = a;
+		if (n == 1) { /* another set to try if no two more are found soon */
+			for (uint64_t b = a + 16; b < 0x1000000 && n < 3; b += 16)
+				if (emu_icache_slot(b, MODE_LONG64) == set)
+					at[n++] = b;
+			if (n < 3)
+				n = 0;
+		}
+	}
+	assert_int_equal(n, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		uint8_t code[6] = { 0xb8, (uint8_t)(i + 1), 0, 0, 0, 0xf4 }; /* mov eax, i + 1; hlt */
+
+		put(f, at[i], code, sizeof(code));
+	}
+	run_to_hlt(f, at[0]);
+	run_to_hlt(f, at[1]);
+	c = emu_icache_tls;
+	assert_non_null(c);
+	builds = c->builds;
+	for (unsigned round = 0; round < 10; round++)
+		for (unsigned i = 0; i < 2; i++) {
+			run_to_hlt(f, at[i]);
+			assert_int_equal(f->cpu.gpr[X86_RAX], i + 1);
+		}
+	assert_int_equal(c->builds, builds);
+	assert_true((c->blocks[set].phys == at[0] && c->blocks[set + 1].phys == at[1]) ||
+		    (c->blocks[set].phys == at[1] && c->blocks[set + 1].phys == at[0]));
+	run_to_hlt(f, at[2]);
+	assert_int_equal(f->cpu.gpr[X86_RAX], 3);
+	assert_int_equal(c->builds, builds + 1);
+	for (unsigned i = 0; i < 3; i++) {
+		run_to_hlt(f, at[i]);
+		assert_int_equal(f->cpu.gpr[X86_RAX], i + 1);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_lm64, fx_teardown)
@@ -651,6 +706,7 @@ int main(void)
 		T(store_through_entry_filled_before_code),
 		T(atomic_and_string_stores_into_code),
 		T(two_cpus_one_thread),
+		T(colliding_blocks_both_stay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

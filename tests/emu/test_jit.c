@@ -912,6 +912,79 @@ static void flag_readers_and_extensions(void **state)
 	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_CF | FL_SF, data, sizeof(data));
 }
 
+/* Accesses that cross from one page into the next, both in the TLB:
+ * the inline probe never takes them (the next page's entry is never in
+ * the set of the first: emu_tlb_set), the interpreter does them whole.
+ * Each starts a block of its own (the JMPs), so each meets the probe. */
+#define NEXT 0x60000ULL
+
+static void accesses_across_pages(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x48, 0x8b, 0x03,                         /* mov rax,QWORD PTR [rbx] */
+		0x48, 0x8b, 0x8b, 0x00, 0x10, 0x00, 0x00, /* mov rcx,QWORD PTR [rbx+0x1000] */
+		0x48, 0x8b, 0x93, 0xfc, 0x0f, 0x00, 0x00, /* mov rdx,QWORD PTR [rbx+0xffc] */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x8b, 0xb3, 0xfe, 0x0f, 0x00, 0x00,       /* mov esi,DWORD PTR [rbx+0xffe] */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x0f, 0xb7, 0xbb, 0xff, 0x0f, 0x00, 0x00, /* movzx edi,WORD PTR [rbx+0xfff] */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x48, 0x89, 0x8b, 0xfa, 0x0f, 0x00, 0x00, /* mov QWORD PTR [rbx+0xffa],rcx */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x01, 0x83, 0xfd, 0x0f, 0x00, 0x00,       /* add DWORD PTR [rbx+0xffd],eax */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x48, 0x8b, 0xab, 0xf8, 0x0f, 0x00, 0x00, /* mov rbp,QWORD PTR [rbx+0xff8] */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x4c, 0x8b, 0x83, 0x00, 0x10, 0x00, 0x00, /* mov r8,QWORD PTR [rbx+0x1000] */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x4c, 0x03, 0x8b, 0xf9, 0x0f, 0x00, 0x00, /* add r9,QWORD PTR [rbx+0xff9] */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0x4c, 0x8b, 0x93, 0xf0, 0x0f, 0x00, 0x00, /* mov r10,QWORD PTR [rbx+0xff0] */
+		0xeb, 0x00,                               /* jmp +0: a block of its own next */
+		0xf4,                                     /* hlt */
+	};
+	uint64_t regs[16], want[16];
+	uint8_t want_data[64], data[64];
+	unsigned ran;
+	int st;
+
+	for (uint64_t p = 0; p < (1u << 20); p++)
+		assert_int_not_equal(emu_tlb_set(p), emu_tlb_set(p + 1));
+	for (unsigned i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 29 + 0x31);
+	/* the page after DATA's elsewhere in RAM: what runs on past the end
+	 * of DATA's page in the host reads something else */
+	wr64(f, PT + 8 * ((DATA >> 12) + 1), NEXT | PTE_P | PTE_W);
+	emu_tlb_flush(&f->cpu, true);
+	put(f, CODE + 0xa00, code, sizeof(code));
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	regs[X86_RBX] = DATA;
+	for (unsigned round = 0; round < 4; round++) { /* the interpreter, then translated */
+		memcpy(gpa(f, DATA + 0x1000 - 32, 32), data, 32);
+		memcpy(gpa(f, NEXT, 32), data + 32, 32);
+		memcpy(f->cpu.gpr, regs, sizeof(f->cpu.gpr));
+		emu_flags_set(&f->cpu, 0x2);
+		f->cpu.rip = CODE + 0xa00;
+		if (!round) {
+			while ((st = emu_run(&f->cpu, 1, &ran)) == EMU_OK)
+				;
+			assert_int_equal(st, EMU_HALT);
+			memcpy(want, f->cpu.gpr, sizeof(want));
+			memcpy(want_data, gpa(f, DATA + 0x1000 - 32, 32), 32);
+			memcpy(want_data + 32, gpa(f, NEXT, 32), 32);
+			continue;
+		}
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_HALT);
+		for (unsigned r = 0; r < 16; r++)
+			assert_int_equal(f->cpu.gpr[r], want[r]);
+		assert_memory_equal(gpa(f, DATA + 0x1000 - 32, 32), want_data, 32);
+		assert_memory_equal(gpa(f, NEXT, 32), want_data + 32, 32);
+	}
+	assert_true(f->cpu.jit_insns > 0);
+}
+
 /* Byte registers, translated: ALU, TEST and MOV between them and with an
  * imm8, on the low bytes of registers with a home and of ones without
  * (more registers than homes), on AH..BH, and with a REX on SPL..DIL and
@@ -1202,6 +1275,7 @@ int main(void)
 		T(word_memory_and_nops),
 		T(cmpxchg_and_test_imm),
 		T(flag_readers_and_extensions),
+		T(accesses_across_pages),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
