@@ -2290,7 +2290,13 @@ static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, struct 
 	const struct emu_block *b = *bp;
 
 	*link = 0;
-	if (b->native_n <= budget && !cpu->interrupt_shadow) {
+	if (b->native_n <= budget) {
+		/* In the shadow of an STI (the block's first instruction), the
+		 * code runs as well: interrupts are taken outside emu_run, and
+		 * the shadow ends once an instruction has run (the helpers leave
+		 * it alone); if none did, the interpreter's first one ends it. */
+		bool shadow = cpu->interrupt_shadow;
+
 		/* set by a store into this page, if it was one of this code's
 		 * (a helper's: the helper stub clears it first) */
 		cpu->code_written = false;
@@ -2299,6 +2305,8 @@ static __attribute__((noinline)) int run_translated(struct emu_cpu *cpu, struct 
 		b = *bp;
 		extra = (unsigned)(budget - cpu->jit_left); /* passes before the last */
 		cpu->jit_insns += extra;
+		if (shadow && (k || extra))
+			cpu->interrupt_shadow = false;
 	}
 	if (left || k == b->ninsn || k + extra >= budget) {
 		*ran = k + extra;

@@ -33,6 +33,7 @@ static const bool straight_1b[256] = {
 	[0xb0 ... 0xbf] = true, [0xc0] = true, [0xc1] = true, [0xc6 ... 0xc9] = true,
 	[0xd0 ... 0xd3] = true, [0xd7] = true, [0xd8 ... 0xdf] = true, /* x87 */
 	[0xf5] = true, [0xf6] = true, [0xf7] = true, [0xf8] = true, [0xf9] = true,
+	[0xfa] = true,                          /* CLI: interrupts are taken outside emu_run */
 	[0xfc] = true, [0xfd] = true, [0xfe] = true,
 };
 

@@ -1581,6 +1581,22 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 		b1(e, 0xc1);
 		store(e, in->reg);
 		return true;
+	case 0xfa: /* CLI at CPL 0 (the CPL checked as a memory access's is) */
+		if (j->cpl != 0)
+			return false;
+		clobber_flags(j);
+		if (!j->guarded) {
+			b1(e, 0x80);                  /* cmp byte [rdi + cpl], 0 */
+			cpu_operand(e, 7, offsetof(struct emu_cpu, cpl));
+			b1(e, 0);
+			bail_if(j, CC_NE);
+			j->guarded = true;
+		}
+		b1(e, 0x48);                          /* and qword [rdi + rflags], ~IF */
+		b1(e, 0x81);
+		cpu_operand(e, 4, offsetof(struct emu_cpu, rflags));
+		b4(e, (uint32_t)~(uint32_t)FL_IF);
+		return true;
 	case 0x98: /* CWDE, CDQE */
 		load(e, 8, X86_RAX);
 		rex_w(e, size);

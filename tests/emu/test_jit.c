@@ -912,6 +912,49 @@ static void flag_readers_and_extensions(void **state)
 	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_CF | FL_SF, data, sizeof(data));
 }
 
+/* CLI no longer ends its block (translated at CPL 0) and leaves IF
+ * clear; the block after an STI runs translated too (in the STI's
+ * shadow: interrupts are taken outside emu_run), and the shadow is over
+ * once it has run. */
+static void cli_and_sti_shadow(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x4d, 0x01, 0xc1,                         /* add r9, r8 */
+		0xfa,                                     /* cli */
+		0x4d, 0x01, 0xca, 0x4d, 0x01, 0xd3,       /* add r10, r9; add r11, r10 */
+		0x4d, 0x01, 0xdc, 0x4d, 0x01, 0xe5,       /* add r12, r11; add r13, r12 */
+		0x4d, 0x01, 0xee, 0x4d, 0x01, 0xf7,       /* add r14, r13; add r15, r14 */
+		0x4c, 0x01, 0xf8, 0x4c, 0x01, 0xfb,       /* add rax, r15; add rbx, r15 */
+		0xfb,                                     /* sti: ends the block */
+		0x4d, 0x01, 0xc1, 0x4d, 0x01, 0xca,       /* add r9, r8; add r10, r9 */
+		0x4d, 0x01, 0xd3, 0x4d, 0x01, 0xdc,       /* add r11, r10; add r12, r11 */
+		0x4d, 0x01, 0xe5, 0x4d, 0x01, 0xee,       /* add r13, r12; add r14, r13 */
+		0x4d, 0x01, 0xf7, 0x4c, 0x01, 0xf9,       /* add r15, r14; add rcx, r15 */
+		0x4c, 0x01, 0xfa, 0x4c, 0x01, 0xfe,       /* add rdx, r15; add rsi, r15 */
+		0xf4,                                     /* hlt */
+	};
+	uint64_t regs[16];
+
+	put(f, CODE + 0x900, code, sizeof(code));
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	same_as_interpreter(f, CODE + 0x900, regs, 0x2 | FL_IF);
+	assert_true(emu_flags_get(&f->cpu) & FL_IF);
+	assert_false(f->cpu.interrupt_shadow);
+	/* CLI alone, left clear */
+	f->cpu.rip = CODE + 0x900;
+	emu_flags_set(&f->cpu, 0x2 | FL_IF);
+	{
+		static const uint8_t stop[] = { 0xf4 };
+		unsigned ran;
+
+		put(f, CODE + 0x900 + 28, stop, 1); /* hlt over the sti */
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_HALT);
+		assert_false(emu_flags_get(&f->cpu) & FL_IF);
+	}
+}
+
 /* Accesses that cross from one page into the next, both in the TLB:
  * the inline probe never takes them (the next page's entry is never in
  * the set of the first: emu_tlb_set), the interpreter does them whole.
@@ -1276,6 +1319,7 @@ int main(void)
 		T(cmpxchg_and_test_imm),
 		T(flag_readers_and_extensions),
 		T(accesses_across_pages),
+		T(cli_and_sti_shadow),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
