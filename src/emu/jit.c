@@ -972,6 +972,42 @@ static int emit_mem_other(struct jit *j, const struct emu_insn *in, bool *writes
 	return 1;
 }
 
+/* CALL r/m64 and JMP r/m64: the target read (and checked canonical)
+ * before the push of a CALL, then RIP set; the block leaves as after a
+ * RET (emu_jit_block: through the jump cache). */
+static int emit_indirect_branch(struct jit *j, const struct emu_insn *in, bool *ends)
+{
+	struct emit *e = &j->e;
+
+	clobber_flags(j);
+	if (in->mod == 3) {
+		load_to(e, 8, H_RCX, in->rm);
+	} else {
+		if (!emit_ea(e, in, j->bytes - j->synced))
+			return 0;
+		emit_probe(j, 8, false);
+		b1(e, 0x48);                          /* mov rcx, [rdx] */
+		b1(e, 0x8b);
+		b1(e, 0x0a);
+	}
+	check_canonical(j, H_RCX);
+	if ((in->reg & 7) == 2) {
+		store_cpu(e, H_RCX, offsetof(struct emu_cpu, jit_rip)); /* the probe takes RCX */
+		push_slot(j);
+		load_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
+		b1(e, 0x48);                          /* lea rcx, [rcx + disp32]: the return address */
+		b1(e, 0x8d);
+		b1(e, 0x89);
+		b4(e, j->bytes - j->synced + in->len);
+		store_rcx(e);
+		store(e, X86_RSP);
+		load_cpu(e, H_RCX, offsetof(struct emu_cpu, jit_rip));
+	}
+	store_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
+	*ends = true;
+	return 1;
+}
+
 /* Instructions with a memory operand, and the stack's PUSH/POP/CALL/RET.
  * 1: emitted; 0: not one the emitter takes (emu_jit_block takes back
  * whatever was emitted); *writes, *logic: as emit_insn. *ends: the
@@ -1005,6 +1041,8 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 		return emit_mem_0f(j, in, writes);
 	if (in->map != MAP_1B)
 		return 0;
+	if (op == 0xff && ((in->reg & 7) == 2 || (in->reg & 7) == 4) && size == 8)
+		return emit_indirect_branch(j, in, ends);
 	if (mem && size != 2 && (op == 0x63 || op == 0x87 || op == 0x69 || op == 0x6b ||
 				 ((op == 0xfe || op == 0xff) && (in->reg & 7) <= 1) ||
 				 (op == 0xf7 && (in->reg & 7) == 4)))
@@ -2375,8 +2413,9 @@ struct emu_jit_result emu_jit_block(struct emu_jit_buf *jb, const struct emu_ins
 			unsettled = false;
 		}
 		if (ends) {
-			/* CALL: the push is done, the branch is the caller's
-			 * (taken, as a Jcc); RET: RIP is set, the RET counted */
+			/* CALL rel: the push is done, the branch is the
+			 * caller's (taken, as a Jcc); RET, CALL/JMP r/m: RIP is
+			 * set, the instruction counted */
 			if (in->op == 0xe8) {
 				struct jit_exit *x = new_exit(&j, k, true, j.bytes);
 

@@ -912,6 +912,57 @@ static void flag_readers_and_extensions(void **state)
 	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_CF | FL_SF, data, sizeof(data));
 }
 
+/* Indirect CALL and JMP, through a register and through memory
+ * (RIP-relative too), leave translated code as a RET does, through the
+ * jump cache: the same registers, stack and flags as the interpreter's. */
+static void indirect_calls_and_jumps(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x4d, 0x01, 0xc1,                         /* add r9,r8 */
+		0x48, 0x8d, 0x05, 0x4a, 0x00, 0x00, 0x00, /* lea rax,[rip+0x4a] # 54 <f1> */
+		0xff, 0xd0,                               /* call rax */
+		0x4d, 0x01, 0xc1,                         /* add r9,r8 */
+		0x48, 0x8d, 0x0d, 0x45, 0x00, 0x00, 0x00, /* lea rcx,[rip+0x45] # 5b <f2> */
+		0x48, 0x89, 0x0b,                         /* mov QWORD PTR [rbx],rcx */
+		0xff, 0x13,                               /* call QWORD PTR [rbx] */
+		0x4d, 0x01, 0xca,                         /* add r10,r9 */
+		0x48, 0x8d, 0x0d, 0x0a, 0x00, 0x00, 0x00, /* lea rcx,[rip+0xa] # 2f <l1> */
+		0x48, 0x89, 0x4b, 0x08,                   /* mov QWORD PTR [rbx+0x8],rcx */
+		0xff, 0x63, 0x08,                         /* jmp QWORD PTR [rbx+0x8] */
+		0x4d, 0x01, 0xd3,                         /* add r11,r10 */
+		0x4d, 0x01, 0xdc,                         /* add r12,r11 */
+		0x4d, 0x01, 0xe3,                         /* add r11,r12 */
+		0x48, 0x8d, 0x15, 0x05, 0x00, 0x00, 0x00, /* lea rdx,[rip+0x5] # 41 <l2> */
+		0xff, 0xe2,                               /* jmp rdx */
+		0x4d, 0x01, 0xe5,                         /* add r13,r12 */
+		0x4d, 0x01, 0xee,                         /* add r14,r13 */
+		0x4d, 0x01, 0xf5,                         /* add r13,r14 */
+		0xff, 0x15, 0x1b, 0x00, 0x00, 0x00,       /* call QWORD PTR [rip+0x1b] # 68 <slot> */
+		0x4c, 0x01, 0xed,                         /* add rbp,r13 */
+		0x48, 0x01, 0xef,                         /* add rdi,rbp */
+		0xf4,                                     /* hlt */
+		0x4d, 0x01, 0xf7,                         /* add r15,r14 */
+		0x4d, 0x01, 0xfe,                         /* add r14,r15 */
+		0xc3,                                     /* ret */
+		0x4c, 0x01, 0xfe,                         /* add rsi,r15 */
+		0x49, 0x01, 0xf7,                         /* add r15,rsi */
+		0xc3,                                     /* ret */
+		0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00,       /* nop WORD PTR [rax+rax*1+0x0] */
+		0, 0, 0, 0, 0, 0, 0, 0,                   /* slot: f1 */
+	};
+	uint64_t regs[16];
+
+	put(f, CODE + 0x700, code, sizeof(code));
+	wr64(f, CODE + 0x700 + 0x68, CODE + 0x700 + 0x54); /* the slot: f1 */
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	regs[X86_RBX] = DATA;
+	regs[X86_RSP] = STACK;
+	same_as_interpreter(f, CODE + 0x700, regs, 0x2);
+	same_as_interpreter(f, CODE + 0x700, regs, 0x2 | FL_CF);
+}
+
 /* CLI no longer ends its block (translated at CPL 0) and leaves IF
  * clear; the block after an STI runs translated too (in the STI's
  * shadow: interrupts are taken outside emu_run), and the shadow is over
@@ -1320,6 +1371,7 @@ int main(void)
 		T(flag_readers_and_extensions),
 		T(accesses_across_pages),
 		T(cli_and_sti_shadow),
+		T(indirect_calls_and_jumps),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
