@@ -54,6 +54,14 @@ static bool straight(const struct emu_insn *in)
 			return (in->reg & 7) == 0 || (in->reg & 7) == 1 || (in->reg & 7) == 6;
 		return straight_1b[in->op];
 	case MAP_0F:
+		switch (in->op) {
+		case 0x01: /* SWAPGS, RDTSCP: nothing the decode or the fetch depends on */
+			return in->mod == 3 && (in->reg & 7) == 7 && (in->rm & 7) <= 1;
+		case 0x31: /* RDTSC */
+			return true;
+		case 0xae: /* LFENCE, MFENCE, SFENCE */
+			return in->mod == 3 && (in->reg & 7) >= 5;
+		}
 		return straight_0f[in->op];
 	default:
 		return true; /* 0F 38 / 0F 3A: SSSE3, CRC32, MOVBE */

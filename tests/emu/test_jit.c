@@ -912,6 +912,74 @@ static void flag_readers_and_extensions(void **state)
 	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_CF | FL_SF, data, sizeof(data));
 }
 
+/* Supervisor code on a user page (U on every level): translated code
+ * leaves those accesses to the interpreter, and the results are the
+ * interpreter's while SMAP is off, or on with RFLAGS.AC set; with SMAP on
+ * and AC clear the first access raises the #PF. */
+#define USERPAGE 0x50000ULL
+#define PTE_U 4ULL
+
+static void supervisor_on_user_pages(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t code[] = {
+		0x4d, 0x01, 0xc1,                         /* add r9, r8 */
+		0x48, 0x8b, 0x03,                         /* mov rax, [rbx] */
+		0x48, 0x01, 0x43, 0x08,                   /* add [rbx+8], rax */
+		0x48, 0x8b, 0x4b, 0x10,                   /* mov rcx, [rbx+16] */
+		0x4c, 0x01, 0xca,                         /* add rdx, r9 */
+		0x48, 0x89, 0x53, 0x18,                   /* mov [rbx+24], rdx */
+		0xf4,                                     /* hlt */
+	};
+	uint8_t data[32], want_data[32];
+	uint64_t regs[16], want[16];
+	unsigned ran;
+	int st;
+
+	/* U on every level of the path (the upper ones let the PTEs decide) */
+	wr64(f, PML4, (PML4 + 0x1000) | PTE_P | PTE_W | PTE_U);
+	wr64(f, PML4 + 0x1000, (PML4 + 0x2000) | PTE_P | PTE_W | PTE_U);
+	wr64(f, PML4 + 0x2000, PT | PTE_P | PTE_W | PTE_U);
+	wr64(f, PT + 8 * (USERPAGE >> 12), USERPAGE | PTE_P | PTE_W | PTE_U);
+	emu_tlb_flush(&f->cpu, true);
+	put(f, CODE + 0x600, code, sizeof(code));
+	for (unsigned i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 41 + 7);
+	for (unsigned r = 0; r < 16; r++)
+		regs[r] = 0x0123456789abcdefULL * (r + 3) ^ 0x8040201008040201ULL << (r & 7);
+	regs[X86_RBX] = USERPAGE;
+	for (unsigned round = 0; round < 5; round++) {
+		memcpy(gpa(f, USERPAGE, sizeof(data)), data, sizeof(data));
+		memcpy(f->cpu.gpr, regs, sizeof(f->cpu.gpr));
+		emu_flags_set(&f->cpu, 0x2);
+		f->cpu.rip = CODE + 0x600;
+		if (round == 0) { /* the interpreter */
+			while ((st = emu_run(&f->cpu, 1, &ran)) == EMU_OK)
+				;
+			assert_int_equal(st, EMU_HALT);
+			memcpy(want, f->cpu.gpr, sizeof(want));
+			memcpy(want_data, gpa(f, USERPAGE, sizeof(data)), sizeof(data));
+			continue;
+		}
+		if (round == 4) { /* SMAP on, AC set: allowed */
+			f->cpu.cr4 |= 1ULL << 21;
+			emu_flags_set(&f->cpu, 0x2 | FL_AC);
+		}
+		assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_HALT);
+		for (unsigned r = 0; r < 16; r++)
+			assert_int_equal(f->cpu.gpr[r], want[r]);
+		assert_memory_equal(gpa(f, USERPAGE, sizeof(data)), want_data, sizeof(data));
+	}
+	/* SMAP on, AC clear: the first access faults, translated or not */
+	memcpy(f->cpu.gpr, regs, sizeof(f->cpu.gpr));
+	emu_flags_set(&f->cpu, 0x2);
+	f->cpu.rip = CODE + 0x600;
+	assert_int_equal(emu_run(&f->cpu, 1000, &ran), EMU_FAULT);
+	assert_int_equal(f->cpu.exc.vector, EXC_PF);
+	assert_int_equal(f->cpu.rip, CODE + 0x603);
+	assert_true(f->cpu.jit_insns > 0);
+}
+
 /* Indirect CALL and JMP, through a register and through memory
  * (RIP-relative too), leave translated code as a RET does, through the
  * jump cache: the same registers, stack and flags as the interpreter's. */
@@ -1372,6 +1440,7 @@ int main(void)
 		T(accesses_across_pages),
 		T(cli_and_sti_shadow),
 		T(indirect_calls_and_jumps),
+		T(supervisor_on_user_pages),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */
