@@ -58,17 +58,22 @@ struct emu_lazy_flags {
 /* The jump cache (jit.h: the dispatcher): where translated code that
  * returns (RET), or leaves through an exit that is not linked, finds the
  * translated block at the RIP it goes to, without going back to the
- * executor. An entry says: at vrip, under the
- * TLB generation and CPL in tag, is block (a struct emu_block *) whose
- * code was fn in code-buffer epoch epoch. Filled by emu_run; every field
- * is checked again before use (jit.c: the dispatcher). */
+ * executor. An entry says: at vrip, under the TLB generation and CPL in
+ * tag, is block (a struct emu_block *), of code page code_page, whose
+ * code was fn in the code buffer's epoch epoch (bumped by every reset and
+ * by every translated block decoded again: icache.c), validated in the
+ * cache's session session. Filled by emu_run; checked before use without
+ * reading the block (jit.c: the dispatcher). One cache line. */
 #define EMU_JCACHE_SIZE 16384
 struct emu_jcache_entry {
 	uint64_t vrip;
 	uint64_t tag;           /* tlb_gen << 3 | cpl << 1 | 1: never 0 */
 	uint64_t epoch;
+	uint64_t session;
 	void *block;
 	uint64_t fn;
+	uint64_t code_page;
+	uint64_t pad;
 };
 
 /* The set of a linear page: hashed, so that buffers a power of two apart
@@ -213,7 +218,7 @@ struct emu_cpu {
 	struct emu_lapic *lapic;
 	unsigned index;
 	unsigned ncpus;         /* for CPUID's topology */
-	struct emu_jcache_entry jcache[EMU_JCACHE_SIZE];
+	_Alignas(64) struct emu_jcache_entry jcache[EMU_JCACHE_SIZE]; /* an entry is a cache line */
 };
 
 /* ---- mmu.c ---- */

@@ -194,6 +194,9 @@ static bool build(struct emu_icache *c, struct emu_block *b, uint64_t phys, cons
 		c->gen++;
 		c->flushes++;
 	}
+	/* A translated block goes: the jump cache must not go on into it. */
+	if (c->jit && b->native && b->gen == c->gen)
+		emu_jit_buf_forget(c->jit);
 	/* Decode from a copy, never from guest memory that another vCPU may be
 	 * writing: what is decoded must be what is later validated against. */
 	bytes = c->bytes + c->bytes_used;

@@ -32,8 +32,9 @@ struct emu_jit_buf {
 	uint32_t base;         /* the dispatcher's bytes at the start: what a reset keeps */
 	uint32_t dispatch;     /* the dispatcher's entry (emit_dispatcher) */
 	const uint64_t *session; /* the cache's current session (struct emu_icache) */
-	/* Bumped by every reset: a jump-cache entry of an older epoch names
-	 * code that is gone (cpu.h: struct emu_jcache_entry). */
+	/* Bumped by every reset and emu_jit_buf_forget(): a jump-cache entry
+	 * of an older epoch names code that is gone, or a block that holds
+	 * other code now (cpu.h: struct emu_jcache_entry). */
 	uint64_t epoch;
 };
 
@@ -118,6 +119,11 @@ void emu_jit_buf_free(struct emu_jit_buf *j)
 void emu_jit_buf_reset(struct emu_jit_buf *j)
 {
 	j->used = j->base;
+	j->epoch++;
+}
+
+void emu_jit_buf_forget(struct emu_jit_buf *j)
+{
 	j->epoch++;
 }
 
@@ -1989,7 +1995,7 @@ static void emit_link_exit(struct jit *j, const struct jit_exit *x, uint8_t *rec
 }
 
 #define JC_OFF(field) ((int32_t)(offsetof(struct emu_cpu, jcache) + offsetof(struct emu_jcache_entry, field)))
-_Static_assert(sizeof(struct emu_jcache_entry) == 40, "the dispatcher indexes 40-byte entries");
+_Static_assert(sizeof(struct emu_jcache_entry) == 64, "the dispatcher indexes 64-byte entries");
 _Static_assert(offsetof(struct emu_block, native) < 128 && offsetof(struct emu_block, session) < 128,
 	       "the dispatcher reaches a block's fields with 8-bit displacements");
 
@@ -2010,8 +2016,8 @@ void emu_jit_jcache_fill(const struct emu_jit_buf *jb, struct emu_cpu *cpu, cons
 	struct emu_jcache_entry *en = &cpu->jcache[jcache_index(cpu->rip)];
 
 	*en = (struct emu_jcache_entry){ .vrip = cpu->rip, .tag = jcache_tag(cpu),
-					 .epoch = jb->epoch, .block = (void *)b,
-					 .fn = (uint64_t)(uintptr_t)b->native };
+					 .epoch = jb->epoch, .session = *jb->session, .block = (void *)b,
+					 .fn = (uint64_t)(uintptr_t)b->native, .code_page = b->phys >> 12 };
 }
 
 /* The dispatcher, at the start of the code buffer: where an exit that
@@ -2019,11 +2025,14 @@ void emu_jit_jcache_fill(const struct emu_jit_buf *jb, struct emu_cpu *cpu, cons
  * the CPU's state, RIP at the target, RAX the value to return and RDX
  * the instructions done in this pass. It looks RIP up in the jump cache
  * and goes on into that block's code past its pushes when the entry is
- * for this RIP, TLB generation and CPL, from this buffer's epoch, and
- * the checks of a linked exit's hop pass (emit_hop_room,
- * emit_hop_valid): the entry's tag makes its virtual address as good as
- * the fetch's translation. Else it returns RAX: its failure tail (the
- * pops and RET) comes first, so every check jumps back to it. */
+ * for this RIP, TLB generation and CPL, from this buffer's epoch and the
+ * cache's session, and the budget and stop checks of a linked exit's hop
+ * pass (emit_hop_room): the entry's tag makes its virtual address as good
+ * as the fetch's translation; its epoch, that the block still holds that
+ * code (a block decoded again bumps it); its session, that the block was
+ * validated in this one. The block itself is not read (a cache miss, in
+ * a table of 16 MiB). Else it returns RAX: its failure tail (the pops and
+ * RET) comes first, so every check jumps back to it. */
 static void emit_dispatcher(struct emu_jit_buf *jb)
 {
 	struct emit ee = { .p = jb->rw }, *e = &ee;
@@ -2043,8 +2052,7 @@ static void emit_dispatcher(struct emu_jit_buf *jb)
 	b1(e, 0x4d); b1(e, 0x31); b1(e, 0xca);                      /* xor r10, r9 */
 	b1(e, 0x41); b1(e, 0x81); b1(e, 0xe2);                      /* and r10d, size - 1 */
 	b4(e, EMU_JCACHE_SIZE - 1);
-	b1(e, 0x4f); b1(e, 0x8d); b1(e, 0x14); b1(e, 0x92);         /* lea r10, [r10 + r10 * 4] */
-	grp_imm8(e, 0xc1, 4, 10, 3);                                /* shl r10, 3: * 40 */
+	grp_imm8(e, 0xc1, 4, 10, 6);                                /* shl r10, 6: * 64 */
 	b1(e, 0x49); b1(e, 0x01); b1(e, 0xfa);                      /* add r10, rdi */
 	mrm(e, 0x3b, 9, 10, JC_OFF(vrip));                          /* cmp r9, [r10 + vrip] */
 	jcc_back(e, CC_NE, fail);
@@ -2060,13 +2068,15 @@ static void emit_dispatcher(struct emu_jit_buf *jb)
 	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x19);                      /* mov r11, [rcx] */
 	mrm(e, 0x3b, 11, 10, JC_OFF(epoch));                        /* cmp r11, [r10 + epoch] */
 	jcc_back(e, CC_NE, fail);
+	b1(e, 0x48); b1(e, 0xb9);                                   /* movabs rcx, session */
+	b8(e, (uint64_t)(uintptr_t)jb->session);
+	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x19);                      /* mov r11, [rcx] */
+	mrm(e, 0x3b, 11, 10, JC_OFF(session));                      /* cmp r11, [r10 + session] */
+	jcc_back(e, CC_NE, fail);
 	mrm(e, 0x8b, H_RCX, 10, JC_OFF(block));                     /* mov rcx, [r10 + block] */
 	mrm(e, 0x8b, H_RSI, 10, JC_OFF(fn));                        /* mov rsi, [r10 + fn] */
-	emit_hop_valid(e, fail, jb->session);
 	emit_hop_go(e);
-	b1(e, 0x4c); b1(e, 0x8b); b1(e, 0x59);                      /* mov r11, [rcx + phys] */
-	b1(e, (uint8_t)offsetof(struct emu_block, phys));
-	grp_imm8(e, 0xc1, 5, 11, 12);                               /* shr r11, 12 */
+	mrm(e, 0x8b, 11, 10, JC_OFF(code_page));                    /* mov r11, [r10 + code_page] */
 	mrm(e, 0x89, 11, H_RDI, offsetof(struct emu_cpu, code_page)); /* the page stores end blocks in */
 	grp_imm8(e, 0x83, 0, H_RSI, JIT_ENTRY_SKIP);                /* add rsi, past the pushes */
 	b1(e, 0xff); b1(e, 0xe6);                                   /* jmp rsi */

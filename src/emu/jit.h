@@ -92,6 +92,9 @@ void emu_jit_buf_free(struct emu_jit_buf *j);
 void emu_jit_buf_reset(struct emu_jit_buf *j);
 /* Room for one more block's code. */
 bool emu_jit_buf_room(const struct emu_jit_buf *j);
+/* A translated block is decoded again (its slot rebuilt): the jump
+ * cache's entries, which are not checked against the block, go stale. */
+void emu_jit_buf_forget(struct emu_jit_buf *j);
 
 struct emu_jit_result {
 	emu_native_fn fn;

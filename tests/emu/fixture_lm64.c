@@ -26,8 +26,11 @@ void wr64(struct fx *f, uint64_t a, uint64_t v)
 
 int fx_setup_lm64(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = aligned_alloc(64, (sizeof(*f) + 63) & ~(size_t)63); /* as the jump cache is */
 	struct emu_cpu *c;
+
+	if (f)
+		memset(f, 0, sizeof(*f));
 
 	assert_non_null(f);
 	assert_int_equal(guest_mem_init(&f->mem, 16 * MiB), 0);

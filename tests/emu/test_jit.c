@@ -912,6 +912,92 @@ static void flag_readers_and_extensions(void **state)
 	same_as_interpreter_mem(f, CODE + 0xb00, regs, 0x2 | FL_CF | FL_SF, data, sizeof(data));
 }
 
+/* The jump cache does not read the block it names: a translated block
+ * decoded again in its slot must make the cache's entries stale, or a
+ * RET would go on into the old code with the new block taken for its own
+ * (the interpreter's tail after the old code then runs the new block's
+ * instructions). Here a return site's block is evicted by three others
+ * of its set (two ways: each of the last two takes one), all in one
+ * emu_run, so one session. */
+static void return_site_evicted(void **state)
+{
+	struct fx *f = *state;
+	uint64_t at[4], fn = CODE + 0x500, evict = CODE + 0x540, done = CODE + 0x580, clear = CODE + 0x5c0, m;
+	unsigned n = 0, ran;
+	uint8_t buf[64];
+
+	for (uint64_t a = 0x200040; a < 0x1000000 && n < 4; a += 64) {
+		unsigned s = emu_icache_slot(a, MODE_LONG64);
+
+		n = 0;
+		for (uint64_t b = a; b < 0x1000000 && n < 4; b += 16)
+			if (emu_icache_slot(b, MODE_LONG64) == s && (!n || b >= at[n - 1] + 64))
+				at[n++] = b;
+	}
+	assert_int_equal(n, 4);
+	m = at[0] - 5;
+#define REL32(p, from, to) do { int32_t r_ = (int32_t)((int64_t)(to) - (int64_t)(from)); memcpy((p), &r_, 4); } while (0)
+	buf[0] = 0xe8;                            /* M: call F, which returns to the site */
+	REL32(buf + 1, m + 5, fn);
+	put(f, m, buf, 5);
+	buf[0] = 0xc3;                            /* F: ret */
+	put(f, fn, buf, 1);
+	/* the site: a translated prefix of two, then PUSHFQ, POPFQ (helpers
+	 * at the end, left to the interpreter: the tail) */
+	static const uint8_t site[] = {
+		0x48, 0x83, 0xc1, 0x01,           /* add rcx, 1 */
+		0x48, 0x83, 0xc7, 0x01,           /* add rdi, 1 */
+		0x9c, 0x9d,                       /* pushfq; popfq: the block ends */
+		0x48, 0x83, 0xc6, 0x01,           /* add rsi, 1 */
+		0x48, 0x83, 0xfe, 0x02,           /* cmp rsi, 2 */
+		0x0f, 0x84, 0, 0, 0, 0,           /* je evict */
+		0x48, 0x83, 0xfe, 0x03,           /* cmp rsi, 3 */
+		0x0f, 0x84, 0, 0, 0, 0,           /* je done */
+		0xe9, 0, 0, 0, 0,                 /* jmp M */
+	};
+	memcpy(buf, site, sizeof(site));
+	REL32(buf + 20, at[0] + 24, evict);
+	REL32(buf + 30, at[0] + 34, done);
+	REL32(buf + 35, at[0] + 39, m);
+	put(f, at[0], buf, sizeof(site));
+	buf[0] = 0xe9;                            /* evict: jmp the first other */
+	REL32(buf + 1, evict + 5, at[1]);
+	put(f, evict, buf, 5);
+	buf[0] = 0xf4;                            /* done: hlt */
+	put(f, done, buf, 1);
+	buf[0] = 0x45;                            /* clear: xor r10d, r10d; jmp M */
+	buf[1] = 0x31;
+	buf[2] = 0xd2;
+	buf[3] = 0xe9;
+	REL32(buf + 4, clear + 8, m);
+	put(f, clear, buf, 8);
+	/* the others, each once: the third instruction sets R10, which is
+	 * cleared before the site runs the third time */
+	for (unsigned i = 1; i < 4; i++) {
+		static const uint8_t other[] = {
+			0xb8, 0, 0, 0, 0,         /* mov eax, i */
+			0x41, 0xb9, 0, 0, 0, 0,   /* mov r9d, i */
+			0x41, 0xba, 0x55, 0x55, 0, 0, /* mov r10d, 0x5555 */
+			0xe9, 0, 0, 0, 0,         /* jmp the next, or clear */
+		};
+		memcpy(buf, other, sizeof(other));
+		buf[1] = buf[7] = (uint8_t)i;
+		REL32(buf + 18, at[i] + 22, i < 3 ? at[i + 1] : clear);
+		put(f, at[i], buf, sizeof(other));
+	}
+#undef REL32
+	memset(f->cpu.gpr, 0, sizeof(f->cpu.gpr));
+	f->cpu.gpr[X86_RSP] = STACK;
+	f->cpu.rip = m;
+	assert_int_equal(emu_run(&f->cpu, 10000, &ran), EMU_HALT);
+	assert_int_equal(f->cpu.rip, done + 1);
+	assert_int_equal(f->cpu.gpr[X86_RCX], 3);
+	assert_int_equal(f->cpu.gpr[X86_RDI], 3);
+	assert_int_equal(f->cpu.gpr[X86_RSI], 3);
+	assert_int_equal(f->cpu.gpr[X86_R9], 3);  /* the others ran */
+	assert_int_equal(f->cpu.gpr[X86_R10], 0); /* and not at the site */
+}
+
 /* Supervisor code on a user page (U on every level): translated code
  * leaves those accesses to the interpreter, and the results are the
  * interpreter's while SMAP is off, or on with RFLAGS.AC set; with SMAP on
@@ -1441,6 +1527,7 @@ int main(void)
 		T(cli_and_sti_shadow),
 		T(indirect_calls_and_jumps),
 		T(supervisor_on_user_pages),
+		T(return_site_evicted),
 	};
 
 	emu_jit_set_every_prefix(); /* on, short prefixes too; before this thread's cache is made */

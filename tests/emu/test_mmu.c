@@ -46,7 +46,10 @@ struct fx {
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = aligned_alloc(64, (sizeof(*f) + 63) & ~(size_t)63); /* as the jump cache is */
+
+	if (f)
+		memset(f, 0, sizeof(*f));
 
 	assert_non_null(f);
 	assert_int_equal(guest_mem_init(&f->mem, 64 * MiB), 0);
