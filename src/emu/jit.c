@@ -788,6 +788,22 @@ static void store_rcx(struct emit *e)
 	b1(e, 0x0a);
 }
 
+/* A CALL's push of its return address (the next instruction's RIP).
+ * Uses RAX, RCX, RDX and RSI. */
+static void push_return(struct jit *j, const struct emu_insn *in)
+{
+	struct emit *e = &j->e;
+
+	push_slot(j);
+	load_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
+	b1(e, 0x48);                                  /* lea rcx, [rcx + disp32] */
+	b1(e, 0x8d);
+	b1(e, 0x89);
+	b4(e, j->bytes - j->synced + in->len);
+	store_rcx(e);
+	store(e, X86_RSP);
+}
+
 /* size-prefix bytes for an operation on [rdx]: 1 uses the byte opcode */
 static void op_size(struct emit *e, unsigned size)
 {
@@ -1001,14 +1017,7 @@ static int emit_indirect_branch(struct jit *j, const struct emu_insn *in, bool *
 	check_canonical(j, H_RCX);
 	if ((in->reg & 7) == 2) {
 		store_cpu(e, H_RCX, offsetof(struct emu_cpu, jit_rip)); /* the probe takes RCX */
-		push_slot(j);
-		load_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
-		b1(e, 0x48);                          /* lea rcx, [rcx + disp32]: the return address */
-		b1(e, 0x8d);
-		b1(e, 0x89);
-		b4(e, j->bytes - j->synced + in->len);
-		store_rcx(e);
-		store(e, X86_RSP);
+		push_return(j, in);
 		load_cpu(e, H_RCX, offsetof(struct emu_cpu, jit_rip));
 	}
 	store_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
@@ -1055,9 +1064,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 				 ((op == 0xfe || op == 0xff) && (in->reg & 7) <= 1) ||
 				 (op == 0xf7 && (in->reg & 7) == 4)))
 		return emit_mem_other(j, in, writes);
-	if (op == 0x8a && mem) { /* MOV r8, m8 */
-		if (!in->rex && in->reg >= 4 && in->reg < 8 && homed(e, in->reg - 4u))
-			return 0; /* AH..BH of a home */
+	if (op == 0x8a && mem) { /* MOV r8, m8 (not AH..BH of a home: byte_rm) */
 		clobber_flags(j);
 		if (!emit_ea(e, in, j->bytes - j->synced))
 			return 0;
@@ -1106,14 +1113,7 @@ static int emit_mem_insn(struct jit *j, const struct emu_insn *in, bool *writes,
 			add_rax(e, (int32_t)t);
 		}
 		check_canonical(j, H_RAX);            /* the target: #GP before the push */
-		push_slot(j);
-		load_cpu(e, H_RCX, offsetof(struct emu_cpu, rip));
-		b1(e, 0x48);                          /* lea rcx, [rcx + disp32]: the return address */
-		b1(e, 0x8d);
-		b1(e, 0x89);
-		b4(e, j->bytes - j->synced + in->len);
-		store_rcx(e);
-		store(e, X86_RSP);
+		push_return(j, in);
 		*ends = true;
 		return 1;
 	case 0xc2: case 0xc3: /* RET [imm16] */
@@ -1479,9 +1479,7 @@ static bool emit_insn(struct jit *j, const struct emu_insn *in, bool *writes, bo
 			flags_for_reader(j);
 			mov_regs(e, size, 0x0f00 | op, in->reg, in->rm);
 			return true;
-		case 0x90 ... 0x9f: /* SETcc r8 */
-			if (!in->rex && in->rm >= 4 && in->rm < 8 && homed(e, in->rm - 4u))
-				return false; /* AH..BH of a home */
+		case 0x90 ... 0x9f: /* SETcc r8 (not AH..BH of a home: byte_rm) */
 			flags_for_reader(j);
 			b1(e, 0x0f);                  /* setcc cl */
 			b1(e, (uint8_t)op);
